@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from inbox.models import Endpoint, Message
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin[Endpoint]):
+    list_display = ["name", "enabled", "auth", "rate_limit", "retention_days", "created_at"]
+    list_filter = ["enabled", "auth"]
+    search_fields = ["name", "description"]
+    # The slug is the secret URL and the digest a credential: neither is shown or editable here.
+    exclude = ["slug", "token_digest"]
+    readonly_fields = ["created_at", "updated_at", "token_rotated_at", "created_by"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin[Message]):
+    list_display = [
+        "id",
+        "received_at",
+        "endpoint",
+        "method",
+        "event_type",
+        "content_type",
+        "body_size",
+        "verification",
+    ]
+    list_filter = ["endpoint", "method", "verification", "received_at"]
+    search_fields = ["event_type", "idempotency_key"]
+    date_hierarchy = "received_at"
+    list_select_related = ["endpoint"]
+    # Bodies and headers are shown by the payload viewer, which escapes them; here they
+    # stay read-only so the admin cannot rewrite history.
+    readonly_fields = [f.name for f in Message._meta.fields]
+    show_full_result_count = False
+
+    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+        return super().get_queryset(request).defer("body_text", "body_bytes", "json", "headers")
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False

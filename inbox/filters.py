@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import django_filters
+from django import forms
+
+from inbox.models import RECEIVER_METHODS, Endpoint, Message, MessageQuerySet, Verification
+
+DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class MessageFilter(django_filters.FilterSet):
+    """The message list's filters. Every value lives in the query string, so a filtered
+    view is a URL that can be bookmarked, shared, exported and paged through."""
+
+    q = django_filters.CharFilter(method="search", label="Search body", max_length=200)
+    endpoint = django_filters.ModelChoiceFilter(queryset=Endpoint.objects.only("id", "name"))
+    event_type = django_filters.CharFilter(label="Event type", max_length=200)
+    method = django_filters.ChoiceFilter(choices=[(m, m) for m in RECEIVER_METHODS])
+    content_type = django_filters.CharFilter(
+        lookup_expr="istartswith",
+        label="Content type",
+        max_length=255,
+    )
+    received_after = django_filters.DateTimeFilter(
+        field_name="received_at", lookup_expr="gte", label="Received after", widget=DATETIME_INPUT
+    )
+    received_before = django_filters.DateTimeFilter(
+        field_name="received_at", lookup_expr="lt", label="Received before", widget=DATETIME_INPUT
+    )
+    verification = django_filters.ChoiceFilter(choices=Verification.choices)
+
+    class Meta:
+        model = Message
+        fields = ["q", "endpoint", "event_type", "method", "content_type", "verification"]
+
+    def search(self, queryset: MessageQuerySet, name: str, value: str) -> MessageQuerySet:
+        return queryset.search(value) if value else queryset

@@ -1,0 +1,291 @@
+"""The public receiver: `/hooks/<slug>/`.
+
+A short explicit pipeline (see DESIGN.md, "Ingest pipeline"): look the endpoint up, check
+the method, rate-limit, bound the body, verify, then store in one INSERT that also
+deduplicates, and only then answer 2xx. Every refusal is a 4xx with a short plain reason
+and a log line; a database that does not answer gives 503, never a 2xx for an unstored
+message. Log lines name endpoints by id, never by slug: the slug is the secret URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+import math
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django_ratelimit.core import get_usage
+
+from inbox import stats
+from inbox.models import REDACTED, Endpoint, Message, Verification, endpoint_for_slug
+
+logger = logging.getLogger("inbox.receiver")
+
+RATE_GROUP = "inbox.receive"
+# Documents nested deeper than this are kept as raw bytes only: PostgreSQL's jsonb and
+# Python's own encoder both have recursion limits, and no real webhook comes close.
+MAX_JSON_DEPTH = 128
+EVENT_TYPE_HEADERS = ("X-GitHub-Event", "X-Gitlab-Event", "X-Shopify-Topic", "X-Event-Type", "X-Webhook-Event")
+IDEMPOTENCY_HEADERS = ("Idempotency-Key", "webhook-id", "svix-id", "X-GitHub-Delivery", "X-Shopify-Webhook-Id")
+
+
+def plain(status: int, reason: str, **headers: str) -> HttpResponse:
+    response = HttpResponse(reason + "\n", status=status, content_type="text/plain; charset=utf-8")
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The sender's address: REMOTE_ADDR, or X-Forwarded-For behind trusted proxies."""
+    hops = settings.TRUSTED_PROXY_HOPS
+    candidate = request.META.get("REMOTE_ADDR", "")
+    if hops:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        if len(forwarded) >= hops:
+            candidate = forwarded[-hops]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return ""
+
+
+# --- Payload helpers ---------------------------------------------------------------------
+def _clean_str(value: str) -> str:
+    # PostgreSQL's jsonb cannot hold U+0000 or unpaired surrogates; the raw body keeps
+    # the exact bytes, the parsed copy gets U+FFFD in their place.
+    if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+        return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in value)
+    return value
+
+
+def _storable(value: Any, depth: int = 0) -> Any:
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError("nested too deeply")
+    if isinstance(value, str):
+        return _clean_str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("non-finite number")
+    if isinstance(value, dict):
+        return {_clean_str(k): _storable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v, depth + 1) for v in value]
+    return value
+
+
+def parse_json(raw: bytes) -> Any | None:
+    """The body as a JSON value safe for every database, or None when it is not JSON."""
+    if not raw or raw.lstrip()[:1] not in (b"{", b"["):
+        # Only documents are worth parsing: a bare string or number is stored as text.
+        return None
+    try:
+        parsed = json.loads(raw, parse_constant=_refuse_constant)
+        return _storable(parsed)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def event_type_of(request: HttpRequest, payload: Any) -> str:
+    for header in EVENT_TYPE_HEADERS:
+        value = request.headers.get(header)
+        if value:
+            return value[:200]
+    if isinstance(payload, dict):
+        for key in ("type", "event_type", "event"):
+            value = payload.get(key)
+            if isinstance(value, dict):  # Slack's event callbacks: {"event": {"type": ...}}
+                value = value.get("type")
+            if isinstance(value, str) and value:
+                return value[:200]
+    return ""
+
+
+def idempotency_key_of(request: HttpRequest, endpoint: Endpoint, payload: Any) -> str | None:
+    key: str | None = None
+    for header in IDEMPOTENCY_HEADERS:
+        value = request.headers.get(header)
+        if value:
+            key = f"{header.lower()}:{value}"
+            break
+    if key is None and endpoint.dedupe_on_payload_id and isinstance(payload, dict):
+        value = payload.get("id")
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+            key = f"id:{value}"
+    if key is not None and len(key) > 200:
+        # Long keys are hashed rather than cut, so two distinct keys never collide.
+        key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+    return key
+
+
+def stored_headers(request: HttpRequest, endpoint: Endpoint) -> dict[str, str]:
+    redacted = endpoint.redacted_header_names()
+    return {name: (REDACTED if name.lower() in redacted else value) for name, value in request.headers.items()}
+
+
+def preview_of(message: Message) -> str:
+    if not message.body_size:
+        text = message.query_string
+    elif message.body_text is not None:
+        text = message.body_text
+    else:
+        return f"[{message.body_size} bytes of binary data]"
+    return " ".join(text[:400].split())[:200]
+
+
+# --- The pipeline --------------------------------------------------------------------------
+def _rate_limit_key(group: str, request: HttpRequest) -> str:
+    return f"{request.inbox_endpoint.pk}:{client_ip(request)}"  # type: ignore[attr-defined]
+
+
+def _rate(group: str, request: HttpRequest) -> str:
+    return request.inbox_endpoint.rate_limit  # type: ignore[attr-defined]
+
+
+def _over_rate_limit(request: HttpRequest, endpoint: Endpoint) -> HttpResponse | None:
+    try:
+        usage = get_usage(request, group=RATE_GROUP, key=_rate_limit_key, rate=_rate, increment=True)
+        cache_failed = usage is not None and usage["limit"] == 0 and usage["time_left"] == -1
+    except Exception:  # The cache client raises its own error types (redis, sockets).
+        usage, cache_failed = None, True
+    if cache_failed:
+        logger.warning(
+            "rate-limit cache unavailable endpoint=%s fail_open=%s", endpoint.pk, endpoint.rate_limit_fail_open
+        )
+        if endpoint.rate_limit_fail_open:
+            return None
+        return plain(503, "Rate limiter unavailable; retry later.", Retry_After="5")
+    if usage is not None and usage["should_limit"]:
+        stats.bump(endpoint.pk, stats.RATE_LIMITED)
+        logger.info("rate limited endpoint=%s ip=%s", endpoint.pk, client_ip(request))
+        return plain(429, "Too many requests.", Retry_After=str(max(1, usage["time_left"])))
+    return None
+
+
+def _read_body(request: HttpRequest, endpoint: Endpoint) -> bytes | HttpResponse:
+    limit = endpoint.max_body_bytes
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared:
+        try:
+            length = int(declared)
+        except ValueError:
+            return plain(400, "Invalid Content-Length.")
+        if length < 0:
+            return plain(400, "Invalid Content-Length.")
+        if length > limit:
+            return plain(413, f"Body larger than this endpoint's limit of {limit} bytes.")
+    elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # WSGI gives no body without a length; storing an empty one would lose the payload.
+        return plain(411, "Content-Length required.")
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        return plain(413, f"Body larger than this endpoint's limit of {limit} bytes.")
+    return raw
+
+
+def _verify(request: HttpRequest, endpoint: Endpoint) -> tuple[str, str]:
+    """(outcome, reason): outcome is a Verification value, or "" with a refusal reason."""
+    if endpoint.uses_token:
+        presented = request.headers.get(endpoint.token_header)
+        if not presented:
+            return "", f"Missing {endpoint.token_header} header."
+        if not endpoint.check_token(presented):
+            return "", f"Invalid {endpoint.token_header}."
+        return Verification.VERIFIED, ""
+    return Verification.UNVERIFIED, ""
+
+
+def _refuse(request: HttpRequest, endpoint: Endpoint, status: int, reason: str) -> HttpResponse:
+    stats.bump(endpoint.pk, stats.REJECTED)
+    logger.warning(
+        "refused delivery endpoint=%s ip=%s status=%s reason=%s", endpoint.pk, client_ip(request), status, reason
+    )
+    return plain(status, reason)
+
+
+def build_message(request: HttpRequest, endpoint: Endpoint, raw: bytes, verification: str) -> Message:
+    payload = parse_json(raw)
+    message = Message(
+        endpoint=endpoint,
+        method=request.method or "",
+        query_string=request.META.get("QUERY_STRING", ""),
+        content_type=request.META.get("CONTENT_TYPE", "")[:255],
+        headers=stored_headers(request, endpoint),
+        json=payload,
+        event_type=event_type_of(request, payload),
+        idempotency_key=idempotency_key_of(request, endpoint, payload),
+        remote_addr=client_ip(request) or None,
+        verification=verification,
+    )
+    message.set_body(raw)
+    message.preview = preview_of(message)
+    return message
+
+
+def accepted_response(endpoint: Endpoint) -> HttpResponse:
+    return HttpResponse(
+        endpoint.response_body, status=endpoint.response_status, content_type=endpoint.response_content_type
+    )
+
+
+@csrf_exempt
+def receive(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        return _receive(request, slug)
+    except Http404:
+        raise
+    except DatabaseError:
+        logger.exception("database unavailable while receiving")
+        return plain(503, "Storage unavailable; retry later.", Retry_After="5")
+    except Exception:
+        # A bug must not turn into a 500 the provider may not retry: 503 asks it to.
+        logger.exception("unexpected error while receiving")
+        return plain(503, "Temporarily unable to accept; retry later.", Retry_After="5")
+
+
+def _receive(request: HttpRequest, slug: str) -> HttpResponse:
+    endpoint = endpoint_for_slug(slug)
+    if endpoint is None:
+        raise Http404
+
+    allowed = endpoint.methods
+    if request.method in ("HEAD", "OPTIONS"):
+        # Some providers probe a URL before they use it; neither ever stores anything.
+        response = HttpResponse(status=200 if request.method == "HEAD" else 204)
+        response["Allow"] = ", ".join((*allowed, "HEAD", "OPTIONS"))
+        return response
+    if request.method not in allowed:
+        logger.info("method not allowed endpoint=%s method=%s", endpoint.pk, (request.method or "")[:10])
+        response = plain(405, f"Method not allowed; use {', '.join(allowed)}.")
+        response["Allow"] = ", ".join(allowed)
+        return response
+
+    request.inbox_endpoint = endpoint  # type: ignore[attr-defined]
+    limited = _over_rate_limit(request, endpoint)
+    if limited is not None:
+        return limited
+
+    raw = _read_body(request, endpoint)
+    if isinstance(raw, HttpResponse):
+        stats.bump(endpoint.pk, stats.REJECTED)
+        logger.warning("refused body endpoint=%s status=%s", endpoint.pk, raw.status_code)
+        return raw
+
+    verification, reason = _verify(request, endpoint)
+    if not verification:
+        return _refuse(request, endpoint, 403, reason)
+
+    message = build_message(request, endpoint, raw, verification)
+    if not message.insert_unless_duplicate():
+        stats.bump(endpoint.pk, stats.DUPLICATE)
+        logger.info("duplicate delivery endpoint=%s", endpoint.pk)
+    return accepted_response(endpoint)

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from inbox import views
+
+app_name = "inbox"
+
+urlpatterns = [
+    path("", views.message_list, name="message-list"),
+    path("messages/<int:pk>/", views.message_detail, name="message-detail"),
+    path("messages/<int:pk>/raw/", views.message_raw, name="message-raw"),
+    path("messages/<int:pk>/delete/", views.message_delete, name="message-delete"),
+    path("endpoints/", views.endpoint_list, name="endpoint-list"),
+    path("endpoints/new/", views.endpoint_create, name="endpoint-create"),
+    path("endpoints/<int:pk>/", views.endpoint_detail, name="endpoint-detail"),
+    path("endpoints/<int:pk>/edit/", views.endpoint_edit, name="endpoint-edit"),
+    path("endpoints/<int:pk>/rotate/", views.endpoint_rotate, name="endpoint-rotate"),
+    path("endpoints/<int:pk>/delete/", views.endpoint_delete, name="endpoint-delete"),
+]
