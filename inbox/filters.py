@@ -13,9 +13,9 @@ class MessageFilter(django_filters.FilterSet):
     view is a URL that can be bookmarked, shared, exported and paged through."""
 
     q = django_filters.CharFilter(method="search", label="Search body", max_length=200)
-    endpoint = django_filters.ModelChoiceFilter(queryset=Endpoint.objects.only("id", "name"))
+    endpoint = django_filters.ModelChoiceFilter(queryset=Endpoint.objects.only("id", "name"), empty_label="Any")
     event_type = django_filters.CharFilter(label="Event type", max_length=200)
-    method = django_filters.ChoiceFilter(choices=[(m, m) for m in RECEIVER_METHODS])
+    method = django_filters.ChoiceFilter(choices=[(m, m) for m in RECEIVER_METHODS], empty_label="Any")
     content_type = django_filters.CharFilter(
         lookup_expr="istartswith",
         label="Content type",
@@ -27,7 +27,7 @@ class MessageFilter(django_filters.FilterSet):
     received_before = django_filters.DateTimeFilter(
         field_name="received_at", lookup_expr="lt", label="Received before", widget=DATETIME_INPUT
     )
-    verification = django_filters.ChoiceFilter(choices=Verification.choices)
+    verification = django_filters.ChoiceFilter(choices=Verification.choices, empty_label="Any")
 
     class Meta:
         model = Message

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from inbox.checks import check_public_base_url, check_rate_limit_cache
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REDIS = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/15"}}
+
+
+def ids(messages: list) -> list[str]:  # type: ignore[type-arg]
+    return [m.id for m in messages]
+
+
+def test_it_allows_a_process_local_cache_with_one_web_process(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CACHES, settings.WEB_CONCURRENCY = LOCMEM, 1
+    assert ids(check_rate_limit_cache(None)) == []
+
+
+def test_it_errors_on_a_process_local_cache_with_several_web_processes(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CACHES, settings.WEB_CONCURRENCY = LOCMEM, 2
+    assert ids(check_rate_limit_cache(None)) == ["inbox.E001"]
+
+
+def test_it_allows_a_shared_cache_with_several_web_processes(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CACHES, settings.WEB_CONCURRENCY = REDIS, 4
+    assert ids(check_rate_limit_cache(None)) == []
+
+
+def test_it_errors_on_a_dummy_cache(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert ids(check_rate_limit_cache(None)) == ["inbox.E002"]
+
+
+@pytest.mark.parametrize("url", ["hooks.example.com", "ftp://x", "https://x.example/base/path"])
+def test_it_errors_on_a_public_base_url_that_is_not_an_origin(settings, url: str) -> None:  # type: ignore[no-untyped-def]
+    settings.PUBLIC_BASE_URL = url
+    assert ids(check_public_base_url(None)) == ["inbox.E003"]
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": "/usr/bin:/bin", "VAR_DIR": str(ROOT / "var")}
+    return subprocess.run(  # noqa: S603 - our own manage.py with fixed arguments
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        check=False,
+    )
+
+
+def test_it_refuses_to_start_in_production_without_a_secret_key() -> None:
+    result = manage("check", DJANGO_ENV="production", ALLOWED_HOSTS="hooks.example.com")
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_it_stops_a_multi_process_setup_with_a_local_cache() -> None:
+    result = manage("check", DJANGO_ENV="development", WEB_CONCURRENCY="3")
+    assert result.returncode != 0
+    assert "inbox.E001" in result.stderr
+
+
+def test_it_passes_the_deployment_checklist_in_production() -> None:
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DJANGO_ENV="production",
+        SECRET_KEY="x" * 64 + "production-grade-secret-key-for-the-test",
+        ALLOWED_HOSTS="hooks.example.com",
+        PUBLIC_BASE_URL="https://hooks.example.com",
+        REDIS_URL="redis://127.0.0.1:6379/15",
+        WEB_CONCURRENCY="2",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.django_db
+def test_it_reports_health_without_login(client: Client) -> None:
+    response = client.get("/healthz")
+    assert (response.status_code, response.content) == (200, b"ok\n")
+
+
+@pytest.mark.django_db
+def test_it_reports_a_broken_database_as_unhealthy(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import OperationalError, connection
+
+    def broken_cursor(*args: object, **kwargs: object) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connection, "cursor", broken_cursor)
+    assert client.get("/healthz").status_code == 503

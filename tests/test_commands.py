@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from inbox.models import Endpoint, Message
+from tests.conftest import make_endpoint, make_message
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+# --- create_endpoint ---------------------------------------------------------------------------
+def test_it_creates_an_endpoint_from_the_shell_as_json(provider: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PUBLIC_BASE_URL = "https://hooks.example.com"
+    data = json.loads(run("create_endpoint", "github", "--json", "--rate", "30/m", "--methods", "post,get"))
+    endpoint = Endpoint.objects.get(slug=data["slug"])
+    assert data["url"] == f"https://hooks.example.com/hooks/{endpoint.slug}/"
+    assert (endpoint.rate_limit, endpoint.methods) == ("30/m", ("POST", "GET"))
+    response = provider.post(
+        endpoint.path, data=b"{}", content_type="application/json", headers={"X-Webhook-Token": data["token"]}
+    )
+    assert response.status_code == 200
+
+
+def test_it_prints_the_url_and_token_as_text() -> None:
+    out = run("create_endpoint", "crm")
+    endpoint = Endpoint.objects.get()
+    assert endpoint.url in out
+    assert "Token: whi_" in out
+
+
+def test_it_takes_a_chosen_secret() -> None:
+    data = json.loads(run("create_endpoint", "chosen", "--secret", "a-secret-of-my-own-choosing", "--json"))
+    assert data["token"] == "a-secret-of-my-own-choosing"
+    assert Endpoint.objects.get().check_token("a-secret-of-my-own-choosing")
+
+
+def test_it_creates_an_endpoint_without_verification() -> None:
+    data = json.loads(run("create_endpoint", "open", "--auth", "none", "--json"))
+    assert "token" not in data
+    assert Endpoint.objects.get().auth == "none"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--rate", "fast"],
+        ["--rate", "0/m"],
+        ["--methods", "TRACE"],
+        ["--methods", ","],
+        ["--secret", "short"],
+        ["--secret", " padded-secret-value-here "],
+        ["--auth", "none", "--secret", "a-secret-of-my-own-choosing"],
+        ["--header", "Bad Header"],
+    ],
+)
+def test_it_refuses_bad_options_and_creates_nothing(args: list[str]) -> None:
+    with pytest.raises(CommandError):
+        call_command("create_endpoint", "x", *args, stdout=StringIO())
+    assert not Endpoint.objects.exists()
+
+
+def test_it_refuses_an_unknown_auth_preset() -> None:
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("create_endpoint", "x", "--auth", "nonsense", stdout=StringIO())
+
+
+def test_it_refuses_a_duplicate_name() -> None:
+    make_endpoint("dup")
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_endpoint", "dup", stdout=StringIO())
+    assert Endpoint.objects.count() == 1
+
+
+# --- purge_messages ---------------------------------------------------------------------------
+def test_it_purges_messages_past_each_endpoints_retention() -> None:
+    now = timezone.now()
+    short, _ = make_endpoint("short", retention_days=7)
+    long, _ = make_endpoint("long", retention_days=90)
+    expired = make_message(short, received_at=now - timedelta(days=8))
+    kept_short = make_message(short, received_at=now - timedelta(days=6))
+    kept_long = make_message(long, received_at=now - timedelta(days=30))
+
+    out = run("purge_messages", "--batch-size", "1")
+    assert "Deleted 1 messages." in out
+    assert "short: 1" in out
+    assert set(Message.objects.values_list("pk", flat=True)) == {kept_short.pk, kept_long.pk}
+    assert not Message.objects.filter(pk=expired.pk).exists()
+
+
+def test_it_purges_in_batches() -> None:
+    endpoint, _ = make_endpoint(retention_days=1)
+    old = timezone.now() - timedelta(days=2)
+    for _ in range(7):
+        make_message(endpoint, received_at=old)
+    assert Message.objects.expired(endpoint).delete_in_batches(3) == 7
+    assert not Message.objects.exists()
+
+
+def test_it_keeps_at_most_the_endpoints_cap_newest_first() -> None:
+    endpoint, _ = make_endpoint(max_messages=3)
+    now = timezone.now()
+    messages = [make_message(endpoint, received_at=now - timedelta(minutes=n)) for n in range(5)]
+    assert "Deleted 2 messages." in run("purge_messages")
+    assert set(Message.objects.values_list("pk", flat=True)) == {m.pk for m in messages[:3]}
+
+
+def test_it_queues_the_daily_purge_once() -> None:
+    assert "Daily purge queued." in run("purge_messages", "--schedule")
+    assert "already queued" in run("purge_messages", "--schedule")
+    task = DBTaskResult.objects.get()
+    assert task.task_path == "inbox.tasks.purge_messages_daily"
+    assert task.run_after > timezone.now() + timedelta(hours=23)
+
+
+def test_it_runs_the_daily_purge_as_a_task_that_queues_its_next_run() -> None:
+    from inbox.tasks import purge_messages_daily
+
+    endpoint, _ = make_endpoint(retention_days=1)
+    make_message(endpoint, received_at=timezone.now() - timedelta(days=2))
+    assert purge_messages_daily.call() == 1
+    assert not Message.objects.exists()
+    assert DBTaskResult.objects.filter(status="READY", task_path="inbox.tasks.purge_messages_daily").count() == 1
+
+
+@pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "x"]])
+def test_it_refuses_a_bad_batch_size(args: list[str]) -> None:
+    with pytest.raises(CommandError):
+        call_command("purge_messages", *args, stdout=StringIO())
+
+
+# --- ensure_staff ---------------------------------------------------------------------------
+def test_it_creates_the_first_staff_login_once() -> None:
+    from django.contrib.auth.models import User
+
+    first = run("ensure_staff")
+    password = first.split("admin / ")[1].split()[0]
+    user = User.objects.get(username="admin")
+    assert user.is_staff
+    assert user.check_password(password)
+    second = run("ensure_staff")
+    assert password not in second
+    assert "changepassword admin" in second
+    assert User.objects.count() == 1
