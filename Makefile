@@ -38,14 +38,16 @@ run: install
 test: export DJANGO_ENV ?= test
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy inbox config
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+typecheck: export DJANGO_ENV ?= test
 typecheck: install
-	DJANGO_ENV=test $(VENV)/bin/mypy inbox config
+	$(VENV)/bin/mypy inbox config
 
 clean:
 	rm -rf $(VENV) var/static

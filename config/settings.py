@@ -143,7 +143,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": Path(os.environ.get("SQLITE_PATH", VAR_DIR / "inbox.sqlite3")),
+            "NAME": str(os.environ.get("SQLITE_PATH", VAR_DIR / "inbox.sqlite3")),
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on
                 # the busy timeout instead of failing with "database is locked" mid-way.

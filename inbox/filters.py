@@ -8,7 +8,7 @@ from inbox.models import RECEIVER_METHODS, Endpoint, Message, MessageQuerySet, V
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
-class MessageFilter(django_filters.FilterSet):
+class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
     """The message list's filters. Every value lives in the query string, so a filtered
     view is a URL that can be bookmarked, shared, exported and paged through."""
 

@@ -365,7 +365,7 @@ class Message(models.Model):
         the same key cannot both be stored, and the common case is one round trip.
         """
         fields = [f for f in self._meta.concrete_fields if not f.primary_key]
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
         values = [f.get_db_prep_save(f.pre_save(self, add=True), connection) for f in fields]
         placeholders = ", ".join(["%s"] * len(fields))
         table = connection.ops.quote_name(self._meta.db_table)

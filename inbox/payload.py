@@ -35,7 +35,8 @@ class BodyView:
 
 def _highlight(text: str, lexer: JsonLexer | XmlLexer) -> SafeString:
     formatter = HtmlFormatter(cssclass="highlight", wrapcode=True)
-    return mark_safe(highlight(text, lexer, formatter))  # noqa: S308 - Pygments escapes its input
+    html: str = highlight(text, lexer, formatter)
+    return mark_safe(html)  # noqa: S308 - Pygments escapes its input
 
 
 def hexdump(data: bytes, limit: int = HEXDUMP_LIMIT) -> str:

@@ -144,11 +144,13 @@ def preview_of(message: Message) -> str:
 
 # --- The pipeline --------------------------------------------------------------------------
 def _rate_limit_key(group: str, request: HttpRequest) -> str:
-    return f"{request.inbox_endpoint.pk}:{client_ip(request)}"  # type: ignore[attr-defined]
+    endpoint: Endpoint = request.inbox_endpoint  # type: ignore[attr-defined]
+    return f"{endpoint.pk}:{client_ip(request)}"
 
 
 def _rate(group: str, request: HttpRequest) -> str:
-    return request.inbox_endpoint.rate_limit  # type: ignore[attr-defined]
+    endpoint: Endpoint = request.inbox_endpoint  # type: ignore[attr-defined]
+    return endpoint.rate_limit
 
 
 def _over_rate_limit(request: HttpRequest, endpoint: Endpoint) -> HttpResponse | None:
@@ -189,6 +191,10 @@ def _read_body(request: HttpRequest, endpoint: Endpoint) -> bytes | HttpResponse
     raw = request.read(limit + 1)
     if len(raw) > limit:
         return plain(413, f"Body larger than this endpoint's limit of {limit} bytes.")
+    if declared and len(raw) < int(declared):
+        # The sender went away mid-body: storing the part that arrived would keep a
+        # message the provider never sent, and it will retry the whole one.
+        return plain(400, "Incomplete body.")
     return raw
 
 

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from inbox import stats
 from inbox.filters import MessageFilter
@@ -29,6 +30,10 @@ logger = logging.getLogger("inbox.views")
 
 PAGE_SIZE = 50
 View = Callable[..., HttpResponseBase]
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 def staff_required(view: View) -> View:
@@ -71,7 +76,7 @@ def _query_without(request: HttpRequest, *names: str) -> str:
 # --- Messages -----------------------------------------------------------------------------
 @require_GET
 @staff_required
-def message_list(request: HttpRequest) -> HttpResponse:
+def message_list(request: HtmxHttpRequest) -> HttpResponse:
     filterset = _filtered_messages(request)
     messages: list[Message] = []
     older_cursor = newer_cursor = None

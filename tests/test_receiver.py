@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -409,3 +410,13 @@ def test_it_stamps_received_at_on_the_server(provider: Client) -> None:
     endpoint, token = make_endpoint()
     deliver(provider, endpoint, token, headers={"Date": "Mon, 01 Jan 2001 00:00:00 GMT"})
     assert timezone.now() - Message.objects.get().received_at < timedelta(minutes=1)
+
+
+def test_it_refuses_a_body_shorter_than_its_content_length(provider: Client) -> None:
+    # What a WSGI server hands over when the sender disconnects mid-body.
+    endpoint, token = make_endpoint()
+    stream = io.BytesIO(b'{"type": "cut')  # a real socket stream: reads past its end come back short
+    response = deliver(provider, endpoint, token, body=b"x", CONTENT_LENGTH="500", **{"wsgi.input": stream})
+    assert response.status_code == 400
+    assert response.content == b"Incomplete body.\n"
+    assert not Message.objects.exists()
