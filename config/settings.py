@@ -74,6 +74,9 @@ SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 # Tokens are stored as HMAC-SHA256 digests keyed with this value, so a database dump
 # alone does not hand out working credentials. Changing it invalidates every token.
 INBOX_SECRET_KEY = os.environ.get("INBOX_SECRET_KEY", SECRET_KEY)
+# Signing secrets the schemes need in clear (HMAC keys) are encrypted at rest with Fernet
+# under these keys: the first encrypts, every one decrypts, so a new key goes first.
+INBOX_ENCRYPTION_KEYS = env_list("INBOX_ENCRYPTION_KEYS", [SECRET_KEY])
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
 if PRODUCTION and not ALLOWED_HOSTS:

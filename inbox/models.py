@@ -1,20 +1,35 @@
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import random
 import re
 import secrets
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
 from django.urls import reverse
 from django.utils import timezone
+
+from inbox.verification import (
+    PRESETS,
+    Preset,
+    Scheme,
+    Secret,
+    TokenScheme,
+    generic_hmac_scheme,
+    preset_choices,
+    sample_request,
+)
 
 RATE_RE = re.compile(r"^[1-9][0-9]{0,8}/[1-9]?[0-9]{0,4}[smhd]$")
 HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")
@@ -53,8 +68,24 @@ def new_slug() -> str:
     return secrets.token_urlsafe(24)
 
 
-def new_token() -> str:
-    return "whi_" + secrets.token_urlsafe(32)
+@cache
+def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+    # Each configured key becomes a Fernet key through SHA-256, so any string works; the
+    # first encrypts, all decrypt (rotate by putting the new key first).
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(hashlib.sha256(k.encode()).digest())) for k in keys])
+
+
+def encrypt(value: str) -> str:
+    return _fernet(tuple(settings.INBOX_ENCRYPTION_KEYS)).encrypt(value.encode()).decode()
+
+
+def decrypt(value: str) -> str:
+    try:
+        return _fernet(tuple(settings.INBOX_ENCRYPTION_KEYS)).decrypt(value.encode()).decode()
+    except InvalidToken:
+        # Encrypted under a key that is no longer configured: the secret is unusable, and
+        # verification will refuse until staff set it again.
+        return ""
 
 
 def token_digest(token: str) -> str:
@@ -65,11 +96,6 @@ def token_digest(token: str) -> str:
     """
     key = settings.INBOX_SECRET_KEY.encode()
     return hmac.new(key, token.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
-
-
-class AuthScheme(models.TextChoices):
-    TOKEN = "token", "Shared token in a header"
-    NONE = "none", "None (the secret URL alone)"
 
 
 class EndpointQuerySet(models.QuerySet["Endpoint"]):
@@ -83,15 +109,24 @@ class Endpoint(models.Model):
     slug = models.CharField(max_length=64, unique=True, default=new_slug, editable=False)
     enabled = models.BooleanField(default=True, help_text="A disabled endpoint answers 404.")
 
-    auth = models.CharField(max_length=20, choices=AuthScheme.choices, default=AuthScheme.TOKEN)
+    auth = models.CharField(max_length=20, choices=preset_choices, default="token")
     token_header = models.CharField(
         max_length=100,
         default="X-Webhook-Token",
         validators=[validate_header_name],
         help_text="The request header that carries the token.",
     )
+    # Generated tokens and passwords are kept as keyed digests; secrets the scheme needs in
+    # clear (HMAC keys, public keys) are kept encrypted with INBOX_ENCRYPTION_KEYS.
     token_digest = models.CharField(max_length=64, blank=True, editable=False)
+    secret_encrypted = models.TextField(blank=True, editable=False)
+    basic_username = models.CharField(max_length=100, blank=True, editable=False)
+    # After a rotation the previous credential keeps working until previous_expires_at.
+    previous_token_digest = models.CharField(max_length=64, blank=True, editable=False)
+    previous_secret_encrypted = models.TextField(blank=True, editable=False)
+    previous_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     token_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    scheme_options = models.JSONField(default=dict, blank=True, help_text="Generic HMAC parameters.")
 
     allowed_methods = models.CharField(
         max_length=40,
@@ -166,30 +201,123 @@ class Endpoint(models.Model):
     def methods(self) -> tuple[str, ...]:
         return tuple(m.strip().upper() for m in self.allowed_methods.split(",") if m.strip())
 
+    # --- Verification ----------------------------------------------------------------
     @property
-    def uses_token(self) -> bool:
-        return self.auth == AuthScheme.TOKEN
+    def preset(self) -> Preset:
+        return PRESETS.get(self.auth, PRESETS["token"])
 
-    def set_new_token(self) -> str:
-        """Generate a token, keep only its digest, and return it to be shown once."""
-        token = new_token()
-        self.token_digest = token_digest(token)
-        return token
+    @property
+    def scheme(self) -> Scheme:
+        if self.auth == "token":
+            return TokenScheme(header=self.token_header)
+        if self.auth == "hmac":
+            return generic_hmac_scheme(self.scheme_options)
+        return self.preset.scheme
 
-    def rotate_token(self) -> str:
-        token = self.set_new_token()
-        self.token_rotated_at = timezone.now()
-        self.save(update_fields=["token_digest", "token_rotated_at", "updated_at"])
-        return token
+    @property
+    def secret_kind(self) -> str:
+        return self.scheme.secret_kind
 
-    def check_token(self, presented: str | None) -> bool:
-        if not presented or not self.token_digest:
-            return False
-        return hmac.compare_digest(token_digest(presented), self.token_digest)
+    @property
+    def credential_header(self) -> str:
+        """The header a token travels in, for token schemes ('' otherwise)."""
+        scheme = self.scheme
+        return scheme.header if isinstance(scheme, TokenScheme) else ""
+
+    @property
+    def previous_valid(self) -> bool:
+        return self.previous_expires_at is not None and self.previous_expires_at > timezone.now()
+
+    def set_secret(self, value: str | None = None) -> dict[str, str]:
+        """Set a new credential, generated unless `value` is given, and return what must be
+        shown to staff this once (nothing of it is stored in clear)."""
+        kind = self.secret_kind
+        if kind == "none":
+            self.token_digest = self.secret_encrypted = ""
+            return {}
+        if kind == "token":
+            value = value or self.preset.new_secret()
+            self.token_digest = token_digest(value)
+            return {"token": value}
+        if kind == "basic":
+            self.basic_username = self.basic_username or "inbox-" + secrets.token_hex(4)
+            value = value or secrets.token_urlsafe(24)
+            self.token_digest = token_digest(f"{self.basic_username}:{value}")
+            return {"username": self.basic_username, "password": value}
+        shown: dict[str, str] = {}
+        if value is None:
+            if not self.preset.generates_secret:
+                raise ValueError(f"{self.preset.label} issues this secret: paste it from the provider.")
+            value = self.preset.new_secret()
+            shown["secret"] = value
+        self.secret_encrypted = encrypt(value)
+        if self.preset.handshake == "meta":
+            # Meta's GET subscription check presents a verify token of our choosing.
+            verify_token = secrets.token_urlsafe(24)
+            self.token_digest = token_digest(verify_token)
+            shown["verify_token"] = verify_token
+        return shown
+
+    def rotate_secret(self, value: str | None = None, grace: timedelta = timedelta(hours=24)) -> dict[str, str]:
+        """Replace the credential; the previous one keeps verifying for `grace`."""
+        previous_digest, previous_secret = self.token_digest, self.secret_encrypted
+        shown = self.set_secret(value)
+        self.previous_token_digest, self.previous_secret_encrypted = previous_digest, previous_secret
+        now = timezone.now()
+        self.previous_expires_at = now + grace if grace > timedelta(0) else None
+        self.token_rotated_at = now
+        self.save()
+        return shown
+
+    def credentials(self) -> list[Secret]:
+        """What the scheme verifies against: the current credential, and the previous one
+        during its grace period. Digests for token kinds, the secret itself otherwise."""
+        digest_kind = self.secret_kind in ("token", "basic")
+        current = self.token_digest if digest_kind else decrypt(self.secret_encrypted) if self.secret_encrypted else ""
+        found = [Secret(current, "current")] if current else []
+        if self.previous_valid:
+            previous = (
+                self.previous_token_digest
+                if digest_kind
+                else decrypt(self.previous_secret_encrypted)
+                if self.previous_secret_encrypted
+                else ""
+            )
+            if previous:
+                found.append(Secret(previous, "previous"))
+        return found
+
+    @property
+    def can_sign_tests(self) -> bool:
+        """Whether this endpoint holds what it takes to sign a test delivery: not for
+        digest-stored tokens and passwords, nor for a public key."""
+        return self.secret_kind in ("hmac", "none")
+
+    def test_request(self) -> tuple[bytes, dict[str, str]]:
+        current = next((c.value for c in self.credentials() if c.label == "current"), "")
+        return sample_request(self.preset, self.scheme, self.url, current, time.time())
+
+    def check_token(self, presented: str | None) -> str:
+        """Which stored token digest `presented` matches ("current", "previous" or "")."""
+        if not presented:
+            return ""
+        digest = token_digest(presented)
+        matched = ""
+        if self.token_digest and hmac.compare_digest(digest, self.token_digest):
+            matched = "current"
+        if (
+            self.previous_valid
+            and self.previous_token_digest
+            and hmac.compare_digest(digest, self.previous_token_digest)
+        ):
+            matched = matched or "previous"
+        return matched
 
     def purge(self, batch_size: int, now: datetime | None = None) -> int:
         """Delete messages past this endpoint's retention, then any beyond its cap."""
         deleted = Message.objects.expired(self, now).delete_in_batches(batch_size)
+        cutoff = (now or timezone.now()) - timedelta(days=self.retention_days)
+        self.rejected_attempts.filter(at__lt=cutoff).delete()
         if self.max_messages is not None:
             # The newest row past the cap; it and everything older go.
             first_extra = self.messages.newest_first().values_list("received_at", "id")[
@@ -203,7 +331,7 @@ class Endpoint(models.Model):
         return deleted
 
     def redacted_header_names(self) -> frozenset[str]:
-        return ALWAYS_REDACTED | {self.token_header.lower()}
+        return ALWAYS_REDACTED | {self.credential_header.lower()} - {""}
 
 
 # --- In-process endpoint cache ----------------------------------------------------------
@@ -302,6 +430,7 @@ class Message(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     verification = models.CharField(max_length=20, choices=Verification.choices)
+    secret_used = models.CharField(max_length=10, blank=True, help_text="Which credential matched.")
 
     objects = MessageQuerySet.as_manager()
 
@@ -379,3 +508,41 @@ class Message(models.Model):
         self.pk = row[0]
         self._state.adding = False
         return True
+
+
+class RejectedAttempt(models.Model):
+    """A refused delivery, as metadata only: never its body, never its secrets."""
+
+    CAP_PER_ENDPOINT = 1000
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.DB_CASCADE, related_name="rejected_attempts")
+    at = models.DateTimeField(default=timezone.now)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    status = models.PositiveSmallIntegerField()
+    reason = models.CharField(max_length=200)
+    preset = models.CharField(max_length=20)
+    headers = models.JSONField(default=dict)
+    body_size = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["endpoint", "-at"], name="rejected_endpoint_at")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.status} {self.reason}"
+
+    @classmethod
+    def record(cls, endpoint: Endpoint, **fields: Any) -> None:
+        cls.objects.create(endpoint=endpoint, preset=endpoint.auth, **fields)
+        # Trimming on every insert would double the writes of a flood; trimming now and
+        # then keeps the table within a few percent of the cap.
+        if random.random() < 0.05:  # noqa: S311 - not security-relevant
+            cls.trim(endpoint)
+
+    @classmethod
+    def trim(cls, endpoint: Endpoint) -> None:
+        boundary = cls.objects.filter(endpoint=endpoint).values_list("at", flat=True)[
+            cls.CAP_PER_ENDPOINT - 1 : cls.CAP_PER_ENDPOINT
+        ]
+        for at in boundary:
+            cls.objects.filter(endpoint=endpoint, at__lt=at).delete()

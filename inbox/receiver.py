@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import math
+import time
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +24,19 @@ from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
 from inbox import stats
-from inbox.models import REDACTED, Endpoint, Message, Verification, endpoint_for_slug
+from inbox.models import REDACTED, Endpoint, Message, RejectedAttempt, Verification, endpoint_for_slug
+from inbox.verification import (
+    GENERIC_HEADERS,
+    GENERIC_IDEMPOTENCY,
+    GENERIC_PATHS,
+    Answer,
+    Delivery,
+    Preset,
+    Verdict,
+    first_text,
+    handshake_answer,
+    meta_subscription,
+)
 
 logger = logging.getLogger("inbox.receiver")
 
@@ -31,8 +44,6 @@ RATE_GROUP = "inbox.receive"
 # Documents nested deeper than this are kept as raw bytes only: PostgreSQL's jsonb and
 # Python's own encoder both have recursion limits, and no real webhook comes close.
 MAX_JSON_DEPTH = 128
-EVENT_TYPE_HEADERS = ("X-GitHub-Event", "X-Gitlab-Event", "X-Shopify-Topic", "X-Event-Type", "X-Webhook-Event")
-IDEMPOTENCY_HEADERS = ("Idempotency-Key", "webhook-id", "svix-id", "X-GitHub-Delivery", "X-Shopify-Webhook-Id")
 
 
 def plain(status: int, reason: str, **headers: str) -> HttpResponse:
@@ -95,33 +106,23 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def event_type_of(request: HttpRequest, payload: Any) -> str:
-    for header in EVENT_TYPE_HEADERS:
-        value = request.headers.get(header)
-        if value:
-            return value[:200]
-    if isinstance(payload, dict):
-        for key in ("type", "event_type", "event"):
-            value = payload.get(key)
-            if isinstance(value, dict):  # Slack's event callbacks: {"event": {"type": ...}}
-                value = value.get("type")
-            if isinstance(value, str) and value:
-                return value[:200]
-    return ""
+def event_type_of(request: HttpRequest, preset: Preset, payload: Any) -> str:
+    found = first_text(
+        request.headers,
+        payload,
+        (*preset.event_type_headers, *GENERIC_HEADERS),
+        (*preset.event_type_paths, *GENERIC_PATHS),
+    )
+    return found.partition(":")[2][:200]
 
 
 def idempotency_key_of(request: HttpRequest, endpoint: Endpoint, payload: Any) -> str | None:
-    key: str | None = None
-    for header in IDEMPOTENCY_HEADERS:
-        value = request.headers.get(header)
-        if value:
-            key = f"{header.lower()}:{value}"
-            break
-    if key is None and endpoint.dedupe_on_payload_id and isinstance(payload, dict):
-        value = payload.get("id")
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
-            key = f"id:{value}"
-    if key is not None and len(key) > 200:
+    preset = endpoint.preset
+    paths = (*preset.idempotency_paths, *(("id",) if endpoint.dedupe_on_payload_id else ()))
+    key = first_text(request.headers, payload, (*preset.idempotency_headers, *GENERIC_IDEMPOTENCY), paths)
+    if not key:
+        return None
+    if len(key) > 200:
         # Long keys are hashed rather than cut, so two distinct keys never collide.
         key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
     return key
@@ -198,28 +199,39 @@ def _read_body(request: HttpRequest, endpoint: Endpoint) -> bytes | HttpResponse
     return raw
 
 
-def _verify(request: HttpRequest, endpoint: Endpoint) -> tuple[str, str]:
-    """(outcome, reason): outcome is a Verification value, or "" with a refusal reason."""
-    if endpoint.uses_token:
-        presented = request.headers.get(endpoint.token_header)
-        if not presented:
-            return "", f"Missing {endpoint.token_header} header."
-        if not endpoint.check_token(presented):
-            return "", f"Invalid {endpoint.token_header}."
-        return Verification.VERIFIED, ""
-    return Verification.UNVERIFIED, ""
-
-
-def _refuse(request: HttpRequest, endpoint: Endpoint, status: int, reason: str) -> HttpResponse:
-    stats.bump(endpoint.pk, stats.REJECTED)
-    logger.warning(
-        "refused delivery endpoint=%s ip=%s status=%s reason=%s", endpoint.pk, client_ip(request), status, reason
+def _delivery(request: HttpRequest, endpoint: Endpoint, raw: bytes) -> Delivery:
+    query = request.META.get("QUERY_STRING", "")
+    # URL-signing providers (Twilio, Square) signed the public URL, not what a proxy shows us.
+    url = endpoint.url + (f"?{query}" if query else "")
+    return Delivery(
+        method=request.method or "",
+        url=url,
+        headers=request.headers,
+        body=raw,
+        now=time.time(),
+        query={k: str(v) for k, v in request.GET.items()},
     )
-    return plain(status, reason)
 
 
-def build_message(request: HttpRequest, endpoint: Endpoint, raw: bytes, verification: str) -> Message:
-    payload = parse_json(raw)
+def _refuse(request: HttpRequest, endpoint: Endpoint, status: int, reason: str, body_size: int = 0) -> HttpResponse:
+    stats.bump(endpoint.pk, stats.REJECTED)
+    ip = client_ip(request)
+    logger.warning("refused delivery endpoint=%s ip=%s status=%s reason=%s", endpoint.pk, ip, status, reason)
+    RejectedAttempt.record(
+        endpoint,
+        remote_addr=ip or None,
+        status=status,
+        reason=reason[:200],
+        headers=stored_headers(request, endpoint),
+        body_size=body_size,
+    )
+    response = plain(status, reason)
+    if status == 401 and endpoint.secret_kind == "basic":
+        response["WWW-Authenticate"] = 'Basic realm="webhook inbox"'
+    return response
+
+
+def _message(request: HttpRequest, endpoint: Endpoint, raw: bytes, payload: Any, verdict: Verdict) -> Message:
     message = Message(
         endpoint=endpoint,
         method=request.method or "",
@@ -227,14 +239,19 @@ def build_message(request: HttpRequest, endpoint: Endpoint, raw: bytes, verifica
         content_type=request.META.get("CONTENT_TYPE", "")[:255],
         headers=stored_headers(request, endpoint),
         json=payload,
-        event_type=event_type_of(request, payload),
+        event_type=event_type_of(request, endpoint.preset, payload),
         idempotency_key=idempotency_key_of(request, endpoint, payload),
         remote_addr=client_ip(request) or None,
-        verification=verification,
+        verification=Verification.UNVERIFIED if endpoint.secret_kind == "none" else Verification.VERIFIED,
+        secret_used=verdict.matched,
     )
     message.set_body(raw)
     message.preview = preview_of(message)
     return message
+
+
+def _answer(answer: Answer) -> HttpResponse:
+    return HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
 
 
 def accepted_response(endpoint: Endpoint) -> HttpResponse:
@@ -263,7 +280,10 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
     if endpoint is None:
         raise Http404
 
+    preset = endpoint.preset
     allowed = endpoint.methods
+    if preset.handshake == "meta" and "GET" not in allowed:
+        allowed = (*allowed, "GET")  # the subscription check, answered below, never stored
     if request.method in ("HEAD", "OPTIONS"):
         # Some providers probe a URL before they use it; neither ever stores anything.
         response = HttpResponse(status=200 if request.method == "HEAD" else 204)
@@ -280,17 +300,35 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
     if limited is not None:
         return limited
 
+    if preset.handshake == "meta" and request.method == "GET" and "GET" not in endpoint.methods:
+        answer = meta_subscription(request.GET, endpoint.check_token)
+        if answer is None:
+            return plain(405, "Method not allowed; use POST.", Allow="POST")
+        if answer.status != 200:
+            return _refuse(request, endpoint, answer.status, answer.body.decode().strip())
+        return _answer(answer)
+
     raw = _read_body(request, endpoint)
     if isinstance(raw, HttpResponse):
         stats.bump(endpoint.pk, stats.REJECTED)
         logger.warning("refused body endpoint=%s status=%s", endpoint.pk, raw.status_code)
         return raw
 
-    verification, reason = _verify(request, endpoint)
-    if not verification:
-        return _refuse(request, endpoint, 403, reason)
+    delivery = _delivery(request, endpoint, raw)
+    credentials = endpoint.credentials()
+    verdict = endpoint.scheme.verify(delivery, credentials)
+    if not verdict.ok:
+        return _refuse(request, endpoint, verdict.status, verdict.reason, len(raw))
 
-    message = build_message(request, endpoint, raw, verification)
+    payload = parse_json(raw)
+    if preset.handshake:
+        secret = next((c.value for c in credentials if c.label == verdict.matched), "")
+        answer = handshake_answer(preset, delivery, payload, secret)
+        if answer is not None:
+            logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, preset.name)
+            return _answer(answer)
+
+    message = _message(request, endpoint, raw, payload, verdict)
     if not message.insert_unless_duplicate():
         stats.bump(endpoint.pk, stats.DUPLICATE)
         logger.info("duplicate delivery endpoint=%s", endpoint.pk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import httpx
 from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
@@ -45,3 +46,17 @@ def schedule_daily_purge(force: bool = False) -> bool:
         return False
     purge_messages_daily.using(run_after=timezone.now() + PURGE_INTERVAL).enqueue()
     return True
+
+
+def post_test_webhook(endpoint: Endpoint) -> httpx.Response:
+    body, headers = endpoint.test_request()
+    return httpx.post(endpoint.url, content=body, headers=headers, timeout=10)
+
+
+@task()
+def send_test_webhook(endpoint_id: int) -> int:
+    """Sign a sample event with the endpoint's own preset and post it to its receiver URL."""
+    endpoint = Endpoint.objects.get(pk=endpoint_id)
+    response = post_test_webhook(endpoint)
+    logger.info("test webhook endpoint=%s answered %s", endpoint.pk, response.status_code)
+    return response.status_code

@@ -17,4 +17,5 @@ urlpatterns = [
     path("endpoints/<int:pk>/edit/", views.endpoint_edit, name="endpoint-edit"),
     path("endpoints/<int:pk>/rotate/", views.endpoint_rotate, name="endpoint-rotate"),
     path("endpoints/<int:pk>/delete/", views.endpoint_delete, name="endpoint-delete"),
+    path("endpoints/<int:pk>/test/", views.endpoint_send_test, name="endpoint-send-test"),
 ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 from django.conf import settings
+from django.contrib import messages as django_messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -22,9 +24,10 @@ from django_htmx.middleware import HtmxDetails
 
 from inbox import stats
 from inbox.filters import MessageFilter
-from inbox.forms import EndpointForm
+from inbox.forms import EndpointForm, RotateForm
 from inbox.models import Endpoint, Message
 from inbox.payload import body_view
+from inbox.tasks import send_test_webhook
 
 logger = logging.getLogger("inbox.views")
 
@@ -165,16 +168,25 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
     return render(request, "inbox/endpoint_list.html", {"endpoints": endpoints})
 
 
-def _secret_page(request: HttpRequest, endpoint: Endpoint, token: str | None, status: int = 200) -> HttpResponse:
-    """The endpoint page; with `token`, the one response that ever shows it."""
+def _secret_page(
+    request: HttpRequest, endpoint: Endpoint, shown: dict[str, str] | None = None, status: int = 200
+) -> HttpResponse:
+    """The endpoint page; with `shown`, the one response that ever shows its new secret."""
+    rejected = endpoint.rejected_attempts.all()
     context = {
         "endpoint": endpoint,
-        "token": token,
+        "shown": shown or {},
+        "instructions": endpoint.preset.instructions.replace("{url}", endpoint.url).replace(
+            "{header}", endpoint.credential_header
+        ),
         "counts": stats.counts(endpoint.pk),
         "recent": endpoint.messages.for_list()[:10],
+        "rejected": rejected[:20],
+        "rejected_count": rejected.count(),
+        "can_send_test": endpoint.can_sign_tests,
     }
     response = render(request, "inbox/endpoint_detail.html", context, status=status)
-    if token:
+    if shown:
         # The secret must not linger in any cache or in the browser's history.
         add_never_cache_headers(response)
         response["Cache-Control"] += ", no-store"
@@ -188,18 +200,19 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         endpoint = form.save(commit=False)
         endpoint.created_by = request.user  # type: ignore[assignment]
-        token = endpoint.set_new_token() if endpoint.uses_token else None
+        endpoint.scheme_options = form.scheme_options()
+        shown = endpoint.set_secret(form.cleaned_data["secret"] or None)
         endpoint.save()
-        logger.info("endpoint created id=%s by user=%s", endpoint.pk, request.user.pk)
-        # Rendered, not redirected: the token is shown in this response and stored nowhere.
-        return _secret_page(request, endpoint, token, status=201)
+        logger.info("endpoint created id=%s preset=%s by user=%s", endpoint.pk, endpoint.auth, request.user.pk)
+        # Rendered, not redirected: the secret is shown in this response and stored nowhere.
+        return _secret_page(request, endpoint, shown, status=201)
     return render(request, "inbox/endpoint_form.html", {"form": form})
 
 
 @require_GET
 @staff_required
 def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _secret_page(request, _get_endpoint(pk), token=None)
+    return _secret_page(request, _get_endpoint(pk))
 
 
 @require_http_methods(["GET", "POST"])
@@ -209,25 +222,44 @@ def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = EndpointForm(request.POST or None, instance=endpoint)
     if request.method == "POST" and form.is_valid():
         endpoint = form.save(commit=False)
-        # Switching to token verification needs a token to exist: make one and show it.
-        token = endpoint.set_new_token() if endpoint.uses_token and not endpoint.token_digest else None
+        endpoint.scheme_options = form.scheme_options()
+        shown: dict[str, str] = {}
+        if form.auth_changed or form.cleaned_data["secret"]:
+            # A new scheme or a pasted secret replaces the credential outright.
+            shown = endpoint.set_secret(form.cleaned_data["secret"] or None)
+            endpoint.previous_expires_at = None
         endpoint.save()
         logger.info("endpoint changed id=%s by user=%s", endpoint.pk, request.user.pk)
-        if token:
-            return _secret_page(request, endpoint, token)
+        if shown:
+            return _secret_page(request, endpoint, shown)
         return redirect(endpoint)
     return render(request, "inbox/endpoint_form.html", {"form": form, "endpoint": endpoint})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @staff_required
 def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _get_endpoint(pk)
-    if not endpoint.uses_token:
+    if endpoint.secret_kind == "none":
         return redirect(endpoint)
-    token = endpoint.rotate_token()
-    logger.info("endpoint token rotated id=%s by user=%s", endpoint.pk, request.user.pk)
-    return _secret_page(request, endpoint, token)
+    form = RotateForm(request.POST or None, endpoint=endpoint)
+    if request.method == "POST" and form.is_valid():
+        grace = timedelta(hours=form.cleaned_data["grace_hours"])
+        shown = endpoint.rotate_secret(form.cleaned_data["secret"] or None, grace=grace)
+        logger.info("endpoint secret rotated id=%s by user=%s", endpoint.pk, request.user.pk)
+        return _secret_page(request, endpoint, shown)
+    return render(request, "inbox/endpoint_rotate.html", {"form": form, "endpoint": endpoint})
+
+
+@require_POST
+@staff_required
+def endpoint_send_test(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = _get_endpoint(pk)
+    if not endpoint.can_sign_tests:
+        return redirect(endpoint)
+    send_test_webhook.enqueue(endpoint.pk)
+    django_messages.success(request, "Test event queued: the worker signs it and posts it to the receiver URL.")
+    return redirect(endpoint)
 
 
 @require_http_methods(["GET", "POST"])

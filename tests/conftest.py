@@ -21,12 +21,12 @@ def _fresh_caches() -> Iterator[None]:
     forget_endpoint()
 
 
-def make_endpoint(name: str = "shop", **fields: Any) -> tuple[Endpoint, str | None]:
+def make_endpoint(name: str = "shop", secret: str | None = None, **fields: Any) -> tuple[Endpoint, str | None]:
     """An endpoint and its token (None for schemes without one)."""
     endpoint = Endpoint(name=name, **fields)
-    token = endpoint.set_new_token() if endpoint.uses_token else None
+    shown = endpoint.set_secret(secret)
     endpoint.save()
-    return endpoint, token
+    return endpoint, shown.get("token")
 
 
 def make_message(endpoint: Endpoint, body: bytes = b'{"type": "order.created"}', **fields: Any) -> Message:

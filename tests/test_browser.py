@@ -118,8 +118,8 @@ def test_it_receives_a_webhook_end_to_end(page: Page, live_url: str) -> None:
     page.get_by_role("link", name="New endpoint").click()
     page.fill("input[name=name]", "shop")
     page.get_by_role("button", name="Create endpoint").click()
-    expect(page.locator("#token")).to_be_visible()
-    token = page.input_value("#token")
+    expect(page.locator("#shown-token")).to_be_visible()
+    token = page.input_value("#shown-token")
     endpoint_url = page.input_value("#endpoint-url")
     assert token
     assert endpoint_url.startswith(f"{live_url}/hooks/")
@@ -159,6 +159,6 @@ def test_it_receives_a_webhook_end_to_end(page: Page, live_url: str) -> None:
     endpoint = Endpoint.objects.get(name="shop")
     page.goto(f"{live_url}/endpoints/{endpoint.pk}/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("shop")
-    expect(page.locator("#token")).to_have_count(0)
+    expect(page.locator("#shown-token")).to_have_count(0)
     assert token not in page.content()
     problems.assert_none()

@@ -29,7 +29,7 @@ NEW_ENDPOINT = {
 
 
 def shown_token(content: bytes) -> str | None:
-    match = re.search(r'id="token" class="mono" value="([^"]+)"', content.decode())
+    match = re.search(r'id="shown-token" class="mono token" value="([^"]+)"', content.decode())
     return match.group(1) if match else None
 
 
@@ -75,7 +75,7 @@ def test_it_refuses_a_duplicate_name(staff_client: Client) -> None:
 
 def test_it_rotates_the_token(staff_client: Client, provider: Client) -> None:
     endpoint, old_token = make_endpoint()
-    response = csrf_post(staff_client, f"/endpoints/{endpoint.pk}/rotate/")
+    response = csrf_post(staff_client, f"/endpoints/{endpoint.pk}/rotate/", {"grace_hours": "0"})
     assert response.status_code == 200
     new_token = shown_token(response.content)
     assert new_token
@@ -90,9 +90,12 @@ def test_it_rotates_the_token(staff_client: Client, provider: Client) -> None:
     assert shown_token(staff_client.get(f"/endpoints/{endpoint.pk}/").content) is None
 
 
-def test_it_rotates_only_on_post(staff_client: Client) -> None:
-    endpoint, _ = make_endpoint()
-    assert staff_client.get(f"/endpoints/{endpoint.pk}/rotate/").status_code == 405
+def test_it_asks_before_rotating(staff_client: Client) -> None:
+    endpoint, token = make_endpoint()
+    page = staff_client.get(f"/endpoints/{endpoint.pk}/rotate/").content.decode()
+    assert "Keep the old one valid for (hours)" in page
+    endpoint.refresh_from_db()
+    assert endpoint.check_token(token) == "current"
 
 
 def test_it_edits_an_endpoint_without_touching_its_secret(staff_client: Client) -> None:

@@ -6,9 +6,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inbox.models import DEFAULT_RATE, AuthScheme, Endpoint, token_digest
+from inbox.models import DEFAULT_RATE, Endpoint
+from inbox.verification import PRESETS
 
-MIN_SECRET_LENGTH = 16
+MIN_TOKEN_LENGTH = 16
 
 
 class Command(BaseCommand):
@@ -16,12 +17,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="A unique name for the endpoint.")
-        parser.add_argument(
-            "--auth", default=AuthScheme.TOKEN, choices=AuthScheme.values, help="How deliveries are verified."
-        )
+        parser.add_argument("--auth", default="token", choices=list(PRESETS), help="The verification preset.")
         parser.add_argument(
             "--secret",
-            help=f"Use this token instead of generating one (at least {MIN_SECRET_LENGTH} characters).",
+            help="A secret the provider issued or you chose (required for presets whose provider issues it).",
         )
         parser.add_argument("--rate", default=DEFAULT_RATE, help="Rate limit per sender IP, e.g. 120/m.")
         parser.add_argument("--methods", default="POST", help="Comma-separated allowed methods, e.g. POST,GET.")
@@ -29,27 +28,29 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        preset = PRESETS[options["auth"]]
         endpoint = Endpoint(
             name=options["name"],
-            auth=options["auth"],
+            auth=preset.name,
             rate_limit=options["rate"],
             allowed_methods=",".join(m.strip().upper() for m in options["methods"].split(",") if m.strip()),
             token_header=options["header"],
         )
-        token = None
         secret = options["secret"]
-        if endpoint.uses_token:
-            if secret is not None:
-                if len(secret) < MIN_SECRET_LENGTH or not secret.isprintable() or secret != secret.strip():
-                    raise CommandError(
-                        f"--secret must be {MIN_SECRET_LENGTH}+ printable characters without surrounding spaces."
-                    )
-                endpoint.token_digest = token_digest(secret)
-                token = secret
-            else:
-                token = endpoint.set_new_token()
-        elif secret is not None:
-            raise CommandError(f"--secret does not apply to --auth {endpoint.auth}.")
+        if secret is not None:
+            if preset.secret_kind in ("none", "basic"):
+                raise CommandError(f"--secret does not apply to --auth {preset.name}.")
+            problem = preset.validate_secret(secret)
+            if not problem and preset.secret_kind == "token" and len(secret) < MIN_TOKEN_LENGTH:
+                problem = f"A token needs at least {MIN_TOKEN_LENGTH} characters."
+            if problem:
+                raise CommandError(f"--secret: {problem}")
+        try:
+            shown = endpoint.set_secret(secret)
+        except ValueError as exc:
+            raise CommandError(f"--auth {preset.name} needs --secret: {exc}") from None
+        if secret is not None and preset.secret_kind not in ("token",):
+            shown.setdefault("secret", secret)
         try:
             endpoint.full_clean()
         except ValidationError as exc:
@@ -66,14 +67,17 @@ class Command(BaseCommand):
                 "auth": endpoint.auth,
                 "rate": endpoint.rate_limit,
                 "methods": list(endpoint.methods),
+                **shown,
             }
-            if token is not None:
-                data["token"] = token
-                data["token_header"] = endpoint.token_header
+            if "token" in shown:
+                data["token_header"] = endpoint.credential_header
             self.stdout.write(json.dumps(data))
             return
-        self.stdout.write(f'Created endpoint "{endpoint.name}"')
+        self.stdout.write(f'Created endpoint "{endpoint.name}" ({preset.label})')
         self.stdout.write(f"  URL:   {endpoint.url}")
-        if token is not None:
-            self.stdout.write(f"  Token: {token}")
-            self.stdout.write(f"  Send it in the {endpoint.token_header} header. It is shown only this once.")
+        for label, value in shown.items():
+            self.stdout.write(f"  {label.replace('_', ' ').capitalize()}: {value}")
+        if "token" in shown:
+            self.stdout.write(f"  Send it in the {endpoint.credential_header} header.")
+        if shown:
+            self.stdout.write("  This is shown only this once.")
