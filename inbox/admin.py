@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from inbox.models import Endpoint, Message
+from inbox.models import Endpoint, Message, RejectedAttempt
 
 
 @admin.register(Endpoint)
@@ -11,7 +11,7 @@ class EndpointAdmin(admin.ModelAdmin[Endpoint]):
     list_filter = ["enabled", "auth"]
     search_fields = ["name", "description"]
     # The slug is the secret URL and the digest a credential: neither is shown or editable here.
-    exclude = ["slug", "token_digest"]
+    exclude = ["slug", "token_digest", "secret_encrypted", "previous_token_digest", "previous_secret_encrypted"]
     readonly_fields = ["created_at", "updated_at", "token_rotated_at", "created_by"]
 
 
@@ -29,7 +29,6 @@ class MessageAdmin(admin.ModelAdmin[Message]):
     ]
     list_filter = ["endpoint", "method", "verification", "received_at"]
     search_fields = ["event_type", "idempotency_key"]
-    date_hierarchy = "received_at"
     list_select_related = ["endpoint"]
     # Bodies and headers are shown by the payload viewer, which escapes them; here they
     # stay read-only so the admin cannot rewrite history.
@@ -38,6 +37,18 @@ class MessageAdmin(admin.ModelAdmin[Message]):
 
     def get_queryset(self, request):  # type: ignore[no-untyped-def]
         return super().get_queryset(request).defer("body_text", "body_bytes", "json", "headers")
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(RejectedAttempt)
+class RejectedAttemptAdmin(admin.ModelAdmin[RejectedAttempt]):
+    list_display = ["at", "endpoint", "status", "reason", "remote_addr", "body_size"]
+    list_filter = ["endpoint", "status", "preset"]
+    list_select_related = ["endpoint"]
+    readonly_fields = [f.name for f in RejectedAttempt._meta.fields]
+    show_full_result_count = False
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False

@@ -11,6 +11,9 @@ HMAC_FIELDS = ("header", "digest", "encoding", "prefix", "template", "timestamp_
 
 
 class EndpointForm(forms.ModelForm[Endpoint]):
+    # The provider's secret belongs right under the preset it goes with.
+    field_order = ["name", "description", "enabled", "auth", "secret", "token_header"]
+
     secret = forms.CharField(
         required=False,
         strip=False,

@@ -156,3 +156,16 @@ def test_it_creates_the_first_staff_login_once() -> None:
     assert password not in second
     assert "changepassword admin" in second
     assert User.objects.count() == 1
+
+
+def test_it_purges_rejected_attempts_with_the_endpoints_retention() -> None:
+    from inbox.models import RejectedAttempt
+
+    endpoint, _ = make_endpoint(retention_days=7)
+    old = RejectedAttempt.objects.create(
+        endpoint=endpoint, status=401, reason="x", preset="token", at=timezone.now() - timedelta(days=8)
+    )
+    recent = RejectedAttempt.objects.create(endpoint=endpoint, status=401, reason="y", preset="token")
+    run("purge_messages")
+    assert list(RejectedAttempt.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert old.pk != recent.pk
