@@ -258,9 +258,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "inbox": {"handlers": ["console"], "level": os.environ.get("INBOX_LOG_LEVEL", "INFO"), "propagate": False},
-        # django.request logs every 4xx as a warning with the path, and the path of a
-        # receiver holds its secret slug: keep those out of the log.
-        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # django.request logs 4xx and 5xx answers with their path, and the path of a
+        # receiver holds its secret slug: keep it out of the log. Our own loggers record
+        # refusals and errors by endpoint id.
+        "django.request": {"handlers": ["console"], "level": "CRITICAL", "propagate": False},
     },
 }
 

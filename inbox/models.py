@@ -31,7 +31,7 @@ from inbox.verification import (
     sample_request,
 )
 
-RATE_RE = re.compile(r"^[1-9][0-9]{0,8}/[1-9]?[0-9]{0,4}[smhd]$")
+RATE_RE = re.compile(r"^[1-9][0-9]{0,8}/(?:[1-9][0-9]{0,4})?[smhd]$")
 HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")
 RECEIVER_METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
 DEFAULT_RATE = "600/m"

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -119,7 +120,12 @@ def event_type_of(request: HttpRequest, preset: Preset, payload: Any) -> str:
 def idempotency_key_of(request: HttpRequest, endpoint: Endpoint, payload: Any) -> str | None:
     preset = endpoint.preset
     paths = (*preset.idempotency_paths, *(("id",) if endpoint.dedupe_on_payload_id else ()))
-    key = first_text(request.headers, payload, (*preset.idempotency_headers, *GENERIC_IDEMPOTENCY), paths)
+    # A preset that names its own key uses only that one: a generic header is not covered by
+    # the provider's signature, and trusting it would let a captured delivery be replayed
+    # under fresh keys.
+    own = preset.idempotency_headers or preset.idempotency_paths
+    headers = preset.idempotency_headers if own else GENERIC_IDEMPOTENCY
+    key = first_text(request.headers, payload, headers, paths)
     if not key:
         return None
     if len(key) > 200:
@@ -158,6 +164,8 @@ def _over_rate_limit(request: HttpRequest, endpoint: Endpoint) -> HttpResponse |
     try:
         usage = get_usage(request, group=RATE_GROUP, key=_rate_limit_key, rate=_rate, increment=True)
         cache_failed = usage is not None and usage["limit"] == 0 and usage["time_left"] == -1
+    except ImproperlyConfigured:
+        raise
     except Exception:  # The cache client raises its own error types (redis, sockets).
         usage, cache_failed = None, True
     if cache_failed:
@@ -266,6 +274,9 @@ def receive(request: HttpRequest, slug: str) -> HttpResponse:
         return _receive(request, slug)
     except Http404:
         raise
+    except SuspiciousOperation as exc:
+        logger.warning("malformed request refused: %s", exc.__class__.__name__)
+        return plain(400, "Malformed request.")
     except DatabaseError:
         logger.exception("database unavailable while receiving")
         return plain(503, "Storage unavailable; retry later.", Retry_After="5")
@@ -300,10 +311,13 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
     if limited is not None:
         return limited
 
-    if preset.handshake == "meta" and request.method == "GET" and "GET" not in endpoint.methods:
+    if preset.handshake == "meta" and request.method == "GET":
         answer = meta_subscription(request.GET, endpoint.check_token)
-        if answer is None:
+        if answer is None and "GET" not in endpoint.methods:
             return plain(405, "Method not allowed; use POST.", Allow="POST")
+    else:
+        answer = None
+    if answer is not None:
         if answer.status != 200:
             return _refuse(request, endpoint, answer.status, answer.body.decode().strip())
         return _answer(answer)

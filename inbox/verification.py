@@ -161,7 +161,7 @@ class Scheme:
         for secret in secrets_:
             try:
                 ok = check(secret)
-            except (ValueError, TypeError, binascii.Error, UnicodeError):
+            except (ValueError, TypeError, KeyError, binascii.Error, UnicodeError):
                 ok = False
             if ok and not matched:
                 matched = secret.label
@@ -376,7 +376,7 @@ class StandardWebhooksScheme(Scheme):
 
         def check(secret: Secret) -> bool:
             try:
-                Webhook(secret.value).verify(delivery.body, headers)
+                Webhook(secret.value).verify(delivery.body, headers, json_parse=False)
             except Exception:
                 return False
             return True
@@ -474,6 +474,10 @@ class UrlParamsScheme(Scheme):
         value = _first_signature_header(delivery, self.header)
         if isinstance(value, Verdict):
             return value
+        is_form = delivery.header("Content-Type").split(";")[0].strip().lower() == "application/x-www-form-urlencoded"
+        if delivery.body and not is_form and "bodySHA256" not in delivery.query:
+            # Without bodySHA256 only the URL is signed: a body would go unverified.
+            return refuse("Body not covered by the signature (no bodySHA256).")
         if "bodySHA256" in delivery.query:
             digest = hashlib.sha256(delivery.body).hexdigest()
             presented = delivery.query["bodySHA256"].lower().encode("utf-8", "surrogateescape")
@@ -876,7 +880,9 @@ register(
         instructions="Send → Webhooks: add {url} for the events you want; paste the HTTP webhook signing key here.",
         secret_label="Webhook signing key",
         event_type_paths=("event-data.event", "event"),
-        idempotency_paths=("event-data.id", "signature.token"),
+        # Mailgun signs timestamp + token only, and asks receivers to refuse a reused token:
+        # the token is the key, so a replayed signature stores nothing new.
+        idempotency_paths=("signature.token",),
     )
 )
 register(
@@ -960,6 +966,13 @@ register(
 
 def generic_hmac_scheme(options: Mapping[str, Any]) -> HmacScheme:
     merged = {**HMAC_OPTION_DEFAULTS, **{k: v for k, v in options.items() if k in HMAC_OPTION_DEFAULTS}}
+    # Options may have been edited by hand (admin, shell): fall back rather than fail.
+    if merged["digest"] not in DIGESTS:
+        merged["digest"] = "sha256"
+    if merged["encoding"] not in ("hex", "base64"):
+        merged["encoding"] = "hex"
+    if not str(merged["tolerance"]).isdigit():
+        merged["tolerance"] = HMAC_OPTION_DEFAULTS["tolerance"]
     return HmacScheme(
         header=str(merged["header"]),
         digest=str(merged["digest"]),

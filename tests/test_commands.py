@@ -60,6 +60,7 @@ def test_it_creates_an_endpoint_without_verification() -> None:
     [
         ["--rate", "fast"],
         ["--rate", "0/m"],
+        ["--rate", "1/0m"],  # a zero period would switch the limiter off
         ["--methods", "TRACE"],
         ["--methods", ","],
         ["--secret", "short"],

@@ -217,3 +217,24 @@ def test_it_sends_a_verified_test_event_to_the_live_receiver(live_server, settin
     assert "answered 200" in out
     message = Message.objects.get()
     assert (message.verification, message.secret_used) == ("verified", "current")
+
+
+@pytest.mark.parametrize("template", ["{{body}}", "{body", "{id}.{body}", "{0}"])
+def test_it_refuses_a_template_the_signer_would_not_reproduce(staff_client: Client, template: str) -> None:
+    data = {**NEW_ENDPOINT, "auth": "hmac", "hmac_header": "X-Sig", "hmac_template": template}
+    response = csrf_post(staff_client, "/endpoints/new/", data)
+    assert "Use only the placeholders {body}, {timestamp} and {url}." in response.content.decode()
+    assert not Endpoint.objects.exists()
+
+
+def test_it_falls_back_when_hand_edited_options_are_nonsense(provider: Client) -> None:
+    endpoint, _ = make_endpoint(
+        auth="hmac", secret="generic-secret", scheme_options={"digest": "md5", "tolerance": "x"}
+    )
+    import hashlib
+    import hmac
+
+    body = b'{"type": "x"}'
+    signature = hmac.new(b"generic-secret", body, hashlib.sha256).hexdigest()
+    response = provider.post(endpoint.path, body, content_type="application/json", headers={"X-Signature": signature})
+    assert response.status_code == 200

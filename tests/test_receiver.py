@@ -420,3 +420,26 @@ def test_it_refuses_a_body_shorter_than_its_content_length(provider: Client) -> 
     assert response.status_code == 400
     assert response.content == b"Incomplete body.\n"
     assert not Message.objects.exists()
+
+
+def test_it_never_logs_the_slug_on_a_503(provider: Client, monkeypatch: pytest.MonkeyPatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    endpoint, token = make_endpoint()
+
+    def fail(self: Message) -> bool:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(Message, "insert_unless_duplicate", fail)
+    with caplog.at_level(logging.DEBUG):
+        assert deliver(provider, endpoint, token).status_code == 503
+    assert caplog.records
+    assert endpoint.slug not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+def test_it_answers_400_to_more_query_parameters_than_django_parses(provider: Client) -> None:
+    endpoint, token = make_endpoint()
+    query = "&".join(f"p{n}=1" for n in range(1100))
+    response = provider.post(
+        f"{endpoint.path}?{query}", ORDER, content_type="application/json", headers={"X-Webhook-Token": token}
+    )
+    assert response.status_code == 400
+    assert not Message.objects.exists()

@@ -736,3 +736,67 @@ def test_it_keeps_signing_secrets_encrypted_and_tokens_as_digests() -> None:
     token_row = Endpoint.objects.filter(pk=token_endpoint.pk).values().get()
     assert token is not None
     assert token not in json.dumps(token_row, default=str)
+
+
+# --- Replays and bodies the signature does not cover ---------------------------------------------
+@pytest.mark.django_db
+def test_it_ignores_unsigned_idempotency_headers_when_the_preset_has_its_own_key() -> None:
+    case = next(c for c in CASES if c.preset == "stripe")
+    endpoint = endpoint_for(case)
+    headers = case.sign(case.secret, case.body, int(time.time()), "")
+    for n in range(3):
+        assert send(case, endpoint, case.body, {**headers, "Idempotency-Key": f"replay-{n}"}).status_code == 200
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_it_stores_a_replayed_mailgun_signature_once_whatever_event_it_carries() -> None:
+    case = next(c for c in CASES if c.preset == "mailgun")
+    endpoint = endpoint_for(case)
+    genuine = body_for(case, int(time.time()))
+    forged = genuine.replace(b'"delivered"', b'"complained"').replace(b"CPgfbmQMTCKtHW6uIWtuVe", b"forged")
+    assert send(case, endpoint, genuine, {}).status_code == 200
+    assert send(case, endpoint, forged, {}).status_code == 200
+    assert Message.objects.get().event_type == "delivered"
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_twilio_body_the_signature_does_not_cover() -> None:
+    endpoint, _ = make_endpoint(
+        "tw", auth="twilio", secret="0123456789abcdef0123456789abcdef", allowed_methods="POST,GET"
+    )
+    url = endpoint.url + "?CallSid=CA1&CallStatus=completed"
+    signature = RequestValidator("0123456789abcdef0123456789abcdef").compute_signature(url, {})
+    client = Client()
+    forged = client.post(
+        endpoint.path + "?CallSid=CA1&CallStatus=completed",
+        b'{"forged": true}',
+        content_type="application/json",
+        headers={"X-Twilio-Signature": signature},
+    )
+    assert forged.status_code == 401
+    status_callback = client.get(
+        endpoint.path, {"CallSid": "CA1", "CallStatus": "completed"}, headers={"X-Twilio-Signature": signature}
+    )
+    assert status_callback.status_code == 200
+    assert Message.objects.get().method == "GET"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", [b"", b"hello plain text", b"a=1&b=2"])
+def test_it_accepts_standard_webhooks_whose_body_is_not_json(body: bytes) -> None:
+    case = next(c for c in CASES if c.preset == "standard")
+    endpoint = endpoint_for(case)
+    response = send(case, endpoint, body, case.sign(case.secret, body, int(time.time()), ""))
+    assert response.status_code == 200
+    assert Message.objects.get().body == body
+
+
+@pytest.mark.django_db
+def test_it_answers_metas_subscription_check_when_staff_also_allow_get() -> None:
+    endpoint = Endpoint(name="meta-get", auth="meta", allowed_methods="POST,GET")
+    shown = endpoint.set_secret("0123456789abcdef0123456789abcdef")
+    endpoint.save()
+    query = {"hub.mode": "subscribe", "hub.verify_token": shown["verify_token"], "hub.challenge": "42"}
+    response = Client().get(endpoint.path, query)
+    assert (response.status_code, response.content) == (200, b"42")
