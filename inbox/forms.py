@@ -11,20 +11,26 @@ from inbox.verification import DIGESTS, HMAC_OPTION_DEFAULTS, PRESETS
 HMAC_FIELDS = ("header", "digest", "encoding", "prefix", "template", "timestamp_header", "tolerance")
 
 
-class EndpointForm(forms.ModelForm[Endpoint]):
-    # The provider's secret belongs right under the preset it goes with.
-    field_order = ["name", "description", "enabled", "auth", "secret", "token_header"]
-
-    secret = forms.CharField(
+def secret_field(label: str, help_text: str) -> forms.CharField:
+    # Never re-rendered with its value, never stripped: a secret is taken exactly as pasted.
+    return forms.CharField(
         required=False,
         strip=False,
         max_length=500,
         widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
-        label="Secret from the provider",
-        help_text=(
-            "For providers that issue the secret (Stripe, Shopify, Slack, Paddle, Square, Twilio, Discord's public "
-            "key, …). Leave empty to keep the current one, or to have one generated where the preset allows it."
-        ),
+        label=label,
+        help_text=help_text,
+    )
+
+
+class EndpointForm(forms.ModelForm[Endpoint]):
+    # The provider's secret belongs right under the preset it goes with.
+    field_order = ["name", "description", "enabled", "auth", "secret", "token_header"]
+
+    secret = secret_field(
+        "Secret from the provider",
+        "For providers that issue the secret (Stripe, Shopify, Slack, Paddle, Square, Twilio, Discord's public "
+        "key, …). Leave empty to keep the current one, or to have one generated where the preset allows it.",
     )
     hmac_header = forms.CharField(
         required=False,
@@ -151,14 +157,7 @@ class EndpointForm(forms.ModelForm[Endpoint]):
 
 
 class RotateForm(forms.Form):
-    secret = forms.CharField(
-        required=False,
-        strip=False,
-        max_length=500,
-        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
-        label="New secret from the provider",
-        help_text="Leave empty to generate one (where the preset allows it).",
-    )
+    secret = secret_field("New secret from the provider", "Leave empty to generate one (where the preset allows it).")
     grace_hours = forms.IntegerField(
         min_value=0,
         max_value=24 * 30,
