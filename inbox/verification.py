@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from standardwebhooks import Webhook
 
 MAX_SIGNATURE_HEADER = 4096
@@ -151,7 +151,8 @@ class Scheme:
         raise NotImplementedError
 
     def sign(self, delivery: Delivery, secret: str) -> dict[str, str]:
-        """Headers that make `delivery` verify with `secret` (test deliveries)."""
+        """Headers that make `delivery` verify with `secret` (test deliveries). Schemes whose
+        secret this inbox keeps only as a digest or a public key cannot sign."""
         raise NotImplementedError
 
     def _each(self, secrets_: Sequence[Secret], check: Callable[[Secret], bool]) -> str:
@@ -199,9 +200,6 @@ class TokenScheme(Scheme):
         matched = self._each(secrets_, lambda s: hmac.compare_digest(digest, s.value))
         return Verdict(ok=True, matched=matched) if matched else refuse(f"Invalid {name}.", 403)
 
-    def sign(self, delivery: Delivery, secret: str) -> dict[str, str]:
-        return {self.header: secret}
-
 
 @dataclass(frozen=True)
 class BasicScheme(Scheme):
@@ -223,9 +221,6 @@ class BasicScheme(Scheme):
         digest = token_digest(pair)
         matched = self._each(secrets_, lambda s: hmac.compare_digest(digest, s.value))
         return Verdict(ok=True, matched=matched) if matched else refuse("Invalid HTTP Basic credentials.")
-
-    def sign(self, delivery: Delivery, secret: str) -> dict[str, str]:
-        return {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}
 
 
 @dataclass(frozen=True)
@@ -430,12 +425,6 @@ class Ed25519Scheme(Scheme):
 
         matched = self._each(secrets_, check)
         return Verdict(ok=True, matched=matched) if matched else refuse("Signature mismatch.")
-
-    def sign(self, delivery: Delivery, secret: str) -> dict[str, str]:
-        """`secret` here is a private key (hex), which only tests and key owners have."""
-        stamp = str(int(delivery.now))
-        key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(secret))
-        return {self.signature_header: key.sign(stamp.encode() + delivery.body).hex(), self.timestamp_header: stamp}
 
 
 @dataclass(frozen=True)
