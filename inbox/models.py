@@ -269,23 +269,26 @@ class Endpoint(models.Model):
         self.save()
         return shown
 
+    def _current_and_previous(self, current: str, previous: str) -> list[Secret]:
+        found = [Secret(current, "current")] if current else []
+        if previous and self.previous_valid:
+            found.append(Secret(previous, "previous"))
+        return found
+
+    def token_digests(self) -> list[Secret]:
+        return self._current_and_previous(self.token_digest, self.previous_token_digest)
+
     def credentials(self) -> list[Secret]:
         """What the scheme verifies against: the current credential, and the previous one
         during its grace period. Digests for token kinds, the secret itself otherwise."""
-        digest_kind = self.secret_kind in ("token", "basic")
-        current = self.token_digest if digest_kind else decrypt(self.secret_encrypted) if self.secret_encrypted else ""
-        found = [Secret(current, "current")] if current else []
-        if self.previous_valid:
-            previous = (
-                self.previous_token_digest
-                if digest_kind
-                else decrypt(self.previous_secret_encrypted)
-                if self.previous_secret_encrypted
-                else ""
-            )
-            if previous:
-                found.append(Secret(previous, "previous"))
-        return found
+        if self.secret_kind in ("token", "basic"):
+            return self.token_digests()
+        current = decrypt(self.secret_encrypted) if self.secret_encrypted else ""
+        # Decrypt the previous secret only while it may still be used: this runs per request.
+        previous = (
+            decrypt(self.previous_secret_encrypted) if self.previous_valid and self.previous_secret_encrypted else ""
+        )
+        return self._current_and_previous(current, previous)
 
     @property
     def can_sign_tests(self) -> bool:
@@ -302,16 +305,9 @@ class Endpoint(models.Model):
         if not presented:
             return ""
         digest = token_digest(presented)
-        matched = ""
-        if self.token_digest and hmac.compare_digest(digest, self.token_digest):
-            matched = "current"
-        if (
-            self.previous_valid
-            and self.previous_token_digest
-            and hmac.compare_digest(digest, self.previous_token_digest)
-        ):
-            matched = matched or "previous"
-        return matched
+        # Every candidate is compared, so the time taken does not say which one matched.
+        matched = [s.label for s in self.token_digests() if hmac.compare_digest(digest, s.value)]
+        return matched[0] if matched else ""
 
     def purge(self, batch_size: int, now: datetime | None = None) -> int:
         """Delete messages past this endpoint's retention, then any beyond its cap."""

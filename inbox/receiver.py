@@ -313,14 +313,12 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
 
     if preset.handshake == "meta" and request.method == "GET":
         answer = meta_subscription(request.GET, endpoint.check_token)
-        if answer is None and "GET" not in endpoint.methods:
+        if answer is not None:
+            if answer.status != 200:
+                return _refuse(request, endpoint, answer.status, answer.body.decode().strip())
+            return _answer(answer)
+        if "GET" not in endpoint.methods:
             return plain(405, "Method not allowed; use POST.", Allow="POST")
-    else:
-        answer = None
-    if answer is not None:
-        if answer.status != 200:
-            return _refuse(request, endpoint, answer.status, answer.body.decode().strip())
-        return _answer(answer)
 
     raw = _read_body(request, endpoint)
     if isinstance(raw, HttpResponse):
