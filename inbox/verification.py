@@ -96,6 +96,11 @@ def _timestamp(value: str, fmt: str) -> float | None:
     return None
 
 
+def _decide(matched: str, reason: str, status: int = 401) -> Verdict:
+    """Accept with the label of the secret that matched, or refuse with `reason`."""
+    return Verdict(ok=True, matched=matched) if matched else refuse(reason, status)
+
+
 def _check_tolerance(ts: float | None, now: float, tolerance: int | None) -> Verdict | None:
     if ts is None:
         return refuse("Invalid timestamp.")
@@ -198,7 +203,7 @@ class TokenScheme(Scheme):
             return refuse(f"{name} header too long.", 403)
         digest = token_digest(presented)
         matched = self._each(secrets_, lambda s: hmac.compare_digest(digest, s.value))
-        return Verdict(ok=True, matched=matched) if matched else refuse(f"Invalid {name}.", 403)
+        return _decide(matched, f"Invalid {name}.", 403)
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,7 @@ class BasicScheme(Scheme):
             return refuse("Malformed HTTP Basic credentials.")
         digest = token_digest(pair)
         matched = self._each(secrets_, lambda s: hmac.compare_digest(digest, s.value))
-        return Verdict(ok=True, matched=matched) if matched else refuse("Invalid HTTP Basic credentials.")
+        return _decide(matched, "Invalid HTTP Basic credentials.")
 
 
 @dataclass(frozen=True)
@@ -278,7 +283,7 @@ class HmacScheme(Scheme):
         matched = self._each(
             secrets_, lambda s: _matches(_mac(s.value.encode(), message, self.digest), [presented], self.encoding)
         )
-        return Verdict(ok=True, matched=matched) if matched else refuse("Signature mismatch.")
+        return _decide(matched, "Signature mismatch.")
 
     def sign(self, delivery: Delivery, secret: str) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -333,7 +338,7 @@ class SignatureListScheme(Scheme):
         matched = self._each(
             secrets_, lambda s: _matches(_mac(s.value.encode(), message, self.digest), signatures, "hex")
         )
-        return Verdict(ok=True, matched=matched) if matched else refuse("Signature mismatch.")
+        return _decide(matched, "Signature mismatch.")
 
     def sign(self, delivery: Delivery, secret: str) -> dict[str, str]:
         stamp = str(int(delivery.now))
@@ -377,7 +382,7 @@ class StandardWebhooksScheme(Scheme):
             return True
 
         matched = self._each(secrets_, check)
-        return Verdict(ok=True, matched=matched) if matched else refuse("Signature mismatch.")
+        return _decide(matched, "Signature mismatch.")
 
     def sign(self, delivery: Delivery, secret: str) -> dict[str, str]:
         message_id = delivery.header("webhook-id") or "msg_" + secrets.token_hex(12)
@@ -424,7 +429,7 @@ class Ed25519Scheme(Scheme):
             return True
 
         matched = self._each(secrets_, check)
-        return Verdict(ok=True, matched=matched) if matched else refuse("Signature mismatch.")
+        return _decide(matched, "Signature mismatch.")
 
 
 @dataclass(frozen=True)
@@ -482,7 +487,7 @@ class UrlParamsScheme(Scheme):
             secrets_,
             lambda s: any(_matches(_mac(s.value.encode(), c, "sha1"), [value], "base64") for c in candidates),
         )
-        return Verdict(ok=True, matched=matched) if matched else refuse("Signature mismatch.")
+        return _decide(matched, "Signature mismatch.")
 
     def sign(self, delivery: Delivery, secret: str) -> dict[str, str]:
         content = self.signed_content(delivery) or b""
@@ -520,7 +525,7 @@ class BodyFieldsScheme(Scheme):
         matched = self._each(
             secrets_, lambda s: _matches(_mac(s.value.encode(), message, "sha256"), [fields["signature"]], "hex")
         )
-        return Verdict(ok=True, matched=matched) if matched else refuse("Signature mismatch.")
+        return _decide(matched, "Signature mismatch.")
 
     def sign(self, delivery: Delivery, secret: str) -> dict[str, str]:
         return {}  # the signature is part of the body; see `sign_body`
