@@ -22,15 +22,17 @@ install: $(VENV)/.installed
 # cache is correct exactly because there is one web process (check inbox.E001).
 run: export DJANGO_ENV ?= development
 run: export WEB_CONCURRENCY = 1
+# Local development forwards to local catchers (127.0.0.1); production leaves this off.
+run: export FORWARD_ALLOW_PRIVATE ?= true
 run: export PORT := $(PORT)
 run: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py collectstatic --no-input --verbosity 0
 	$(PY) manage.py ensure_staff
-	$(PY) manage.py purge_messages --schedule
+	$(PY) manage.py schedule_tasks
 	@echo "Serving http://127.0.0.1:$(PORT)/ — log in at http://127.0.0.1:$(PORT)/accounts/login/ (Ctrl+C stops)"
 	@trap 'kill 0' EXIT INT TERM; \
-	$(PY) manage.py db_worker --no-reload & \
+	$(PY) manage.py db_worker --no-reload --interval 0.2 & \
 	$(VENV)/bin/granian --interface wsgi --host 127.0.0.1 --port $(PORT) --workers 1 \
 		--blocking-threads $(WEB_THREADS) --static-path-route /static --static-path-mount var/static \
 		config.wsgi:application

@@ -249,6 +249,19 @@ STATIC_ROOT = VAR_DIR / "static"
 # process apply at once; other processes see them within this many seconds.
 INBOX_ENDPOINT_CACHE_SECONDS = float(os.environ.get("INBOX_ENDPOINT_CACHE_SECONDS", "5"))
 INBOX_PURGE_BATCH_SIZE = env_int("INBOX_PURGE_BATCH_SIZE", 5000)
+# Processing (forwarding and handlers). Retry n waits BASE x FACTOR^(n-1) seconds, +-20%:
+# with 40 s and x2.7 the first retry comes within a minute and five span about an hour.
+INBOX_RETRY_BASE_SECONDS = float(os.environ.get("INBOX_RETRY_BASE_SECONDS", "40"))
+INBOX_RETRY_FACTOR = float(os.environ.get("INBOX_RETRY_FACTOR", "2.7"))
+# How long a worker holds a message for one attempt; a worker killed mid-attempt delays
+# that message's retry by at most this long. Keep it above the slowest handler.
+INBOX_PROCESSING_LEASE_SECONDS = env_int("INBOX_PROCESSING_LEASE_SECONDS", 300)
+# Finished task results (django-tasks-db rows) are pruned by the daily purge after this.
+INBOX_TASK_RESULT_DAYS = env_int("INBOX_TASK_RESULT_DAYS", 7)
+# Forwarding to loopback and private addresses is an SSRF hole on a shared network; local
+# development and the tests need it, and say so explicitly. Link-local and cloud metadata
+# addresses are refused whatever this says.
+FORWARD_ALLOW_PRIVATE = env_bool("FORWARD_ALLOW_PRIVATE", False)
 
 LOGGING = {
     "version": 1,
@@ -268,3 +281,5 @@ LOGGING = {
 if DJANGO_ENV == "test":
     # Hashing a password at production strength takes ~0.5 s; tests create many users.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # The tests forward to catchers they start on 127.0.0.1; the SSRF tests turn this off.
+    FORWARD_ALLOW_PRIVATE = env_bool("FORWARD_ALLOW_PRIVATE", True)

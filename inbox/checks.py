@@ -56,3 +56,17 @@ def check_public_base_url(app_configs: Any, **kwargs: Any) -> list[checks.CheckM
             )
         ]
     return []
+
+
+@checks.register()
+def check_forwarding(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+    if settings.PRODUCTION and settings.FORWARD_ALLOW_PRIVATE:
+        return [
+            checks.Warning(
+                "FORWARD_ALLOW_PRIVATE is on in production: anyone who can edit an endpoint can make "
+                "the worker send requests to loopback and private addresses on its network.",
+                hint="Unset FORWARD_ALLOW_PRIVATE unless forwarding to a private service is intended.",
+                id="inbox.W002",
+            )
+        ]
+    return []

@@ -3,7 +3,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 
-from inbox.models import RECEIVER_METHODS, Endpoint, Message, MessageQuerySet, Verification
+from inbox.models import RECEIVER_METHODS, Endpoint, Message, MessageQuerySet, Status, Verification
 
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
@@ -28,10 +28,11 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
         field_name="received_at", lookup_expr="lt", label="Received before", widget=DATETIME_INPUT
     )
     verification = django_filters.ChoiceFilter(choices=Verification.choices, empty_label="Any")
+    status = django_filters.ChoiceFilter(choices=Status.choices, empty_label="Any", label="Processing")
 
     class Meta:
         model = Message
-        fields = ["q", "endpoint", "event_type", "method", "content_type", "verification"]
+        fields = ["q", "endpoint", "event_type", "method", "content_type", "verification", "status"]
 
     def search(self, queryset: MessageQuerySet, name: str, value: str) -> MessageQuerySet:
         return queryset.search(value) if value else queryset

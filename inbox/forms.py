@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 
-from inbox.models import Endpoint, validate_header_name, validate_methods
+from inbox.models import Destination, Endpoint, validate_header_name, validate_methods
 from inbox.verification import DIGESTS, HMAC_OPTION_DEFAULTS, PRESETS
 
 HMAC_FIELDS = ("header", "digest", "encoding", "prefix", "template", "timestamp_header", "tolerance")
@@ -72,6 +72,7 @@ class EndpointForm(forms.ModelForm[Endpoint]):
             "retention_days",
             "max_messages",
             "dedupe_on_payload_id",
+            "max_retries",
             "response_status",
             "response_content_type",
             "response_body",
@@ -181,3 +182,18 @@ class RotateForm(forms.Form):
         elif not preset.generates_secret and self.endpoint.secret_kind not in ("token", "basic"):
             raise forms.ValidationError(f"Paste the new {preset.secret_label.lower()} from {preset.label}.")
         return value
+
+
+class DestinationForm(forms.ModelForm[Destination]):
+    class Meta:
+        model = Destination
+        fields = ["url", "enabled", "timeout_seconds", "forward_headers"]
+        widgets = {"url": forms.URLInput(attrs={"placeholder": "https://staging.example.com/webhooks/stripe"})}
+
+    def clean_forward_headers(self) -> str:
+        value: str = self.cleaned_data["forward_headers"]
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        for name in names:
+            if name != "*":
+                validate_header_name(name)
+        return ", ".join(names)

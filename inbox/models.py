@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -20,6 +21,8 @@ from django.db import connection, models
 from django.urls import reverse
 from django.utils import timezone
 
+from inbox import handlers
+from inbox.forwarding import validate_destination_url
 from inbox.verification import (
     PRESETS,
     Preset,
@@ -156,6 +159,12 @@ class Endpoint(models.Model):
     dedupe_on_payload_id = models.BooleanField(
         default=False,
         help_text="Also treat the JSON payload's top-level id as the idempotency key.",
+    )
+
+    max_retries = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MaxValueValidator(20)],
+        help_text="Retries of a failed forward or handler, with exponential backoff (5 span about an hour).",
     )
 
     response_status = models.PositiveSmallIntegerField(
@@ -329,6 +338,31 @@ class Endpoint(models.Model):
     def redacted_header_names(self) -> frozenset[str]:
         return ALWAYS_REDACTED | {self.credential_header.lower()} - {""}
 
+    # --- Processing -------------------------------------------------------------------
+    @property
+    def active_destinations(self) -> list[Destination]:
+        # endpoint_for_slug prefetches these, so the receiver asks the database nothing.
+        cached = getattr(self, "_prefetched_objects_cache", {}).get("destinations")
+        rows = cached if cached is not None else self.destinations.all()
+        return [d for d in rows if d.enabled]
+
+    def has_work(self, event_type: str) -> bool:
+        """Whether a message of this event type has anything to be processed by: only then
+        is a task enqueued for it (each enqueue is one more row written)."""
+        return bool(
+            self.active_destinations
+            or handlers.handlers_for(self.name, event_type)
+            or handlers.message_received.has_listeners(Message)
+        )
+
+    def failure_rate(self, since: datetime) -> tuple[int, int]:
+        """(failed, finished) processing attempts since `since`."""
+        finished = self.attempts.filter(started_at__gte=since).exclude(status=AttemptStatus.RUNNING)
+        counts = finished.aggregate(
+            total=models.Count("id"), failed=models.Count("id", filter=models.Q(status=AttemptStatus.FAILED))
+        )
+        return counts["failed"], counts["total"]
+
 
 # --- In-process endpoint cache ----------------------------------------------------------
 # The receiver looks an endpoint up on every request. Keeping it in process memory for a
@@ -352,7 +386,7 @@ def endpoint_for_slug(slug: str) -> Endpoint | None:
     cached = _endpoint_cache.get(slug)
     if cached is not None and cached[0] > now:
         return cached[1]
-    endpoint = Endpoint.objects.enabled().filter(slug=slug).first()
+    endpoint = Endpoint.objects.enabled().filter(slug=slug).prefetch_related("destinations").first()
     with _endpoint_cache_lock:
         if len(_endpoint_cache) > 10_000:
             # Unknown slugs are cached too (as None), so a scan cannot grow this forever.
@@ -365,6 +399,15 @@ def endpoint_for_slug(slug: str) -> Endpoint | None:
 class Verification(models.TextChoices):
     VERIFIED = "verified", "Verified"
     UNVERIFIED = "unverified", "Not verified (no scheme)"
+
+
+class Status(models.TextChoices):
+    """Where a message is in processing (forwarding and handlers)."""
+
+    PENDING = "pending", "Pending"
+    PROCESSED = "processed", "Processed"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped (nothing to do)"
 
 
 class MessageQuerySet(models.QuerySet["Message"]):
@@ -389,6 +432,27 @@ class MessageQuerySet(models.QuerySet["Message"]):
 
     def search(self, text: str) -> MessageQuerySet:
         return self.filter(body_text__icontains=text)
+
+    def start_replay(self) -> int:
+        """Start a new processing round for every message here; the number of messages.
+
+        The lease is dropped too: a worker still busy with the old round finds its round
+        gone when it finishes and records nothing on the message.
+        """
+        return self.update(
+            status=Status.PENDING,
+            attempts=0,
+            replays=models.F("replays") + 1,
+            next_attempt_at=timezone.now(),
+            lease_until=None,
+        )
+
+    def overdue(self, now: datetime, grace: timedelta) -> MessageQuerySet:
+        """Pending messages whose wake-up should have run by now and that no worker holds:
+        their task was lost (a worker killed mid-attempt, a failed enqueue)."""
+        return self.filter(status=Status.PENDING, next_attempt_at__lt=now - grace).filter(
+            models.Q(lease_until__isnull=True) | models.Q(lease_until__lt=now)
+        )
 
     def expired(self, endpoint: Endpoint, now: Any | None = None) -> MessageQuerySet:
         now = now or timezone.now()
@@ -428,6 +492,16 @@ class Message(models.Model):
     verification = models.CharField(max_length=20, choices=Verification.choices)
     secret_used = models.CharField(max_length=10, blank=True, help_text="Which credential matched.")
 
+    # Processing state. The row itself is the source of truth; queued tasks are only
+    # wake-ups, so a lost or duplicated task can neither lose a message nor run it twice.
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SKIPPED)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Attempts in the current round.")
+    replays = models.PositiveSmallIntegerField(default=0, help_text="Rounds started by a replay.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A worker holds the message until lease_until; a worker killed mid-attempt lets it
+    # lapse and the recovery sweep hands the message to another.
+    lease_until = models.DateTimeField(null=True, blank=True)
+
     objects = MessageQuerySet.as_manager()
 
     class Meta:
@@ -436,6 +510,8 @@ class Message(models.Model):
             models.Index(fields=["endpoint", "-received_at"], name="message_endpoint_received"),
             models.Index(fields=["-received_at", "-id"], name="message_received"),
             models.Index(fields=["event_type"], name="message_event_type"),
+            models.Index(fields=["status", "-received_at"], name="message_status_received"),
+            models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"), name="message_pending_due"),
         ]
         constraints = [
             # NULL keys are distinct, so only deliveries that carry a key are deduplicated.
@@ -482,6 +558,40 @@ class Message(models.Model):
     @property
     def is_text(self) -> bool:
         return self.body_text is not None
+
+    # --- Processing ----------------------------------------------------------------------
+    def claim(self, lease: timedelta, now: datetime | None = None) -> bool:
+        """Take this message for one attempt, in one conditional UPDATE.
+
+        It succeeds for one worker only: the row must still be pending, due, unleased and
+        in the round and attempt this worker loaded. Any other worker, or a duplicate task,
+        finds the condition false and leaves the message alone.
+        """
+        now = now or timezone.now()
+        claimed = (
+            Message.objects.filter(
+                pk=self.pk,
+                status=Status.PENDING,
+                next_attempt_at__lte=now,
+                attempts=self.attempts,
+                replays=self.replays,
+            )
+            .filter(models.Q(lease_until__isnull=True) | models.Q(lease_until__lt=now))
+            .update(attempts=models.F("attempts") + 1, lease_until=now + lease)
+        )
+        if claimed:
+            self.attempts += 1
+            self.lease_until = now + lease
+        return bool(claimed)
+
+    def finish(self, status: str, next_attempt_at: datetime | None = None) -> bool:
+        """Record the outcome of the attempt this worker claimed and release the lease;
+        False (and nothing written) when a replay has since started a new round."""
+        self.status, self.next_attempt_at, self.lease_until = status, next_attempt_at, None
+        updated = Message.objects.filter(pk=self.pk, attempts=self.attempts, replays=self.replays).update(
+            status=status, next_attempt_at=next_attempt_at, lease_until=None
+        )
+        return bool(updated)
 
     def insert_unless_duplicate(self) -> bool:
         """INSERT this message in one statement; False when its idempotency key was seen.
@@ -542,3 +652,131 @@ class RejectedAttempt(models.Model):
         ]
         for at in boundary:
             cls.objects.filter(endpoint=endpoint, at__lt=at).delete()
+
+
+# --- Processing: destinations, attempts, bulk jobs -------------------------------------------
+class Destination(models.Model):
+    """A URL every accepted message of an endpoint is forwarded to."""
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.DB_CASCADE, related_name="destinations")
+    url = models.CharField(
+        "URL", max_length=2000, validators=[validate_destination_url], help_text="Messages are POSTed here."
+    )
+    enabled = models.BooleanField(default=True)
+    timeout_seconds = models.PositiveSmallIntegerField(
+        "Timeout (seconds)", default=10, validators=[MinValueValidator(1), MaxValueValidator(60)]
+    )
+    forward_headers = models.CharField(
+        max_length=1000,
+        default="*",
+        blank=True,
+        help_text="Original headers to pass on, comma-separated; * for all of them. Credentials, cookies "
+        "and hop-by-hop headers are never passed on.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.display_url
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        forget_endpoint(self.endpoint.slug)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        forget_endpoint(self.endpoint.slug)
+        return super().delete(*args, **kwargs)
+
+    @property
+    def target(self) -> str:
+        return f"destination:{self.pk}"
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its query string or user info, which may hold the destination's
+        own credentials (many webhook URLs carry a token)."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return f"{parts.scheme}://{host}{parts.path}" + ("?…" if parts.query else "")
+
+
+class AttemptStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class Attempt(models.Model):
+    """One try of one target (a destination, a handler, the signal) for one message."""
+
+    message = models.ForeignKey(Message, on_delete=models.DB_CASCADE, related_name="processing_attempts")
+    # Denormalised from the message so that an endpoint's failure rate is one indexed query.
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.DB_CASCADE, related_name="attempts")
+    replay = models.PositiveSmallIntegerField(default=0)
+    number = models.PositiveSmallIntegerField()
+    target = models.CharField(max_length=300)
+    label = models.CharField(max_length=500)
+    status = models.CharField(max_length=10, choices=AttemptStatus.choices, default=AttemptStatus.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [
+            models.Index(fields=["endpoint", "-started_at"], name="attempt_endpoint_started"),
+            models.Index(fields=["status", "started_at"], name="attempt_status_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} #{self.number}: {self.status}"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class BulkJob(models.Model):
+    """A replay of many messages, run by the worker, its progress on a page of its own."""
+
+    action = models.CharField(max_length=20, choices=[("replay", "Replay")], default="replay")
+    # Either the message list's query string (every message matching it) or chosen ids.
+    query = models.TextField(blank=True)
+    ids = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DB_SET_NULL, editable=False
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("inbox:job-detail", args=[self.pk])
+
+    @property
+    def percent(self) -> int:
+        if not self.total:
+            return 100 if self.status == JobStatus.DONE else 0
+        return min(100, self.done * 100 // self.total)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (JobStatus.DONE, JobStatus.FAILED)

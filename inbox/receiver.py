@@ -9,6 +9,7 @@ message. Log lines name endpoints by id, never by slug: the slug is the secret U
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -19,13 +20,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
 from inbox import stats
-from inbox.models import REDACTED, Endpoint, Message, RejectedAttempt, Verification, endpoint_for_slug
+from inbox.models import REDACTED, Endpoint, Message, RejectedAttempt, Status, Verification, endpoint_for_slug
+from inbox.tasks import enqueue_processing
 from inbox.verification import (
     GENERIC_HEADERS,
     GENERIC_IDEMPOTENCY,
@@ -341,7 +343,13 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
             return _answer(answer)
 
     message = _message(request, endpoint, raw, payload, verdict)
+    if endpoint.has_work(message.event_type):
+        message.status, message.next_attempt_at = Status.PENDING, message.received_at
     if not message.insert_unless_duplicate():
         stats.bump(endpoint.pk, stats.DUPLICATE)
         logger.info("duplicate delivery endpoint=%s", endpoint.pk)
+    elif message.status == Status.PENDING:
+        # Only messages with something to do cost a queue row. Outside a transaction
+        # (the receiver runs in autocommit) on_commit runs at once: the row is committed.
+        transaction.on_commit(functools.partial(enqueue_processing, message.pk))
     return accepted_response(endpoint)

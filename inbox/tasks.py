@@ -1,21 +1,115 @@
-"""Background work, run by `manage.py db_worker` (django.tasks with django-tasks-db)."""
+"""Background work, run by `manage.py db_worker` (django.tasks with django-tasks-db).
+
+django-tasks-db has no periodic tasks and no retries of its own. Periodic work here is a
+task that queues its own next run (`schedule_periodic` starts each chain once, and again
+after a crash broke it); retries are new tasks queued with `run_after` (inbox/processing.py).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
 from django.conf import settings
-from django.tasks import task
+from django.db import DatabaseError, transaction
+from django.http import QueryDict
+from django.tasks import Task, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from inbox.models import Endpoint
+from inbox import processing
+from inbox.filters import MessageFilter
+from inbox.models import BulkJob, Endpoint, JobStatus, Message, MessageQuerySet
 
 logger = logging.getLogger("inbox.tasks")
 
 PURGE_INTERVAL = timedelta(days=1)
+RECOVERY_INTERVAL = timedelta(minutes=1)
+# Bulk replays queue behind live traffic: a fresh delivery should not wait for a replay
+# of last month's messages.
+REPLAY_PRIORITY = -10
+BULK_BATCH = 500
+
+
+# --- Processing -----------------------------------------------------------------------------
+@task()
+def process_message(message_id: int) -> str:
+    """One processing attempt of one message (forwarding, handlers)."""
+    return processing.process(message_id)
+
+
+def enqueue_processing(message_id: int, priority: int = 0) -> None:
+    """Queue a wake-up for a pending message. A failure is logged, not raised: the message
+    is stored as pending, and the recovery sweep queues it again."""
+    try:
+        process_message.using(priority=priority).enqueue(message_id)
+    except DatabaseError:
+        logger.exception("could not queue processing of message id=%s; the recovery sweep will", message_id)
+
+
+def ready_processing_tasks() -> bool:
+    """Whether wake-ups are due and waiting to be picked up (a backlog)."""
+    return DBTaskResult.objects.ready().filter(task_path=process_message.module_path).exists()
+
+
+def replay(messages: MessageQuerySet, progress: Callable[[int], object] | None = None) -> int:
+    """Start a new processing round for every message here and queue each one; how many.
+
+    In batches by id, newest first, each batch in one transaction: a replay of millions
+    never holds them in memory, and a batch is either fully queued or not at all.
+    """
+    done, last_pk = 0, None
+    while True:
+        batch = messages.order_by("-pk") if last_pk is None else messages.filter(pk__lt=last_pk).order_by("-pk")
+        ids = list(batch.values_list("pk", flat=True)[:BULK_BATCH])
+        if not ids:
+            return done
+        with transaction.atomic():
+            Message.objects.filter(pk__in=ids).start_replay()
+            for pk in ids:
+                process_message.using(priority=REPLAY_PRIORITY).enqueue(pk)
+        done += len(ids)
+        last_pk = ids[-1]
+        if progress is not None:
+            progress(done)
+
+
+@task()
+def run_bulk_job(job_id: int) -> int:
+    """Replay every message of a BulkJob, in keyset batches, recording progress."""
+    job = BulkJob.objects.get(pk=job_id)
+    BulkJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    try:
+        if job.ids:
+            messages = Message.objects.filter(pk__in=job.ids)
+        else:
+            filterset = MessageFilter(QueryDict(job.query), queryset=Message.objects.all())
+            if not filterset.is_valid():
+                raise ValueError(f"invalid filter: {filterset.errors.as_text()}")
+            messages = filterset.qs
+        total = messages.count()
+        BulkJob.objects.filter(pk=job.pk).update(total=total)
+        done = replay(messages, progress=lambda n: BulkJob.objects.filter(pk=job.pk).update(done=n))
+    except Exception as exc:
+        BulkJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
+        raise
+    BulkJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE, finished_at=timezone.now(), total=done)
+    logger.info("bulk replay id=%s queued %s messages", job.pk, done)
+    return done
+
+
+# --- Periodic work ----------------------------------------------------------------------------
+def _schedule(periodic: Task, interval: timedelta, force: bool = False) -> bool:  # type: ignore[type-arg]
+    """Queue the next run of `periodic` unless one is already waiting; True when queued."""
+    waiting = DBTaskResult.objects.filter(task_path=periodic.module_path, status="READY").exists()
+    if waiting and not force:
+        return False
+    periodic.using(run_after=timezone.now() + interval).enqueue()
+    return True
 
 
 def purge_all(batch_size: int | None = None) -> dict[str, int]:
@@ -29,25 +123,42 @@ def purge_all(batch_size: int | None = None) -> dict[str, int]:
 
 @task()
 def purge_messages_daily() -> int:
-    """The daily retention purge. It queues its own next run, so one run queued once
-    (`manage.py purge_messages --schedule`, which `make run` calls) keeps it going."""
+    """The daily retention purge, and the pruning of finished task results."""
     try:
         report = purge_all()
         deleted = sum(report.values())
-        logger.info("retention purge deleted %s messages", deleted)
+        cutoff = timezone.now() - timedelta(days=settings.INBOX_TASK_RESULT_DAYS)
+        pruned, _ = DBTaskResult.objects.finished().filter(finished_at__lt=cutoff).delete()
+        logger.info("retention purge deleted %s messages and %s task results", deleted, pruned)
         return deleted
     finally:
-        schedule_daily_purge(force=True)
+        schedule_daily_purge()
 
 
 def schedule_daily_purge(force: bool = False) -> bool:
-    """Queue the next daily purge unless one is already waiting; True when queued."""
-    if not force and DBTaskResult.objects.filter(task_path=purge_messages_daily.module_path, status="READY").exists():
-        return False
-    purge_messages_daily.using(run_after=timezone.now() + PURGE_INTERVAL).enqueue()
-    return True
+    return _schedule(purge_messages_daily, PURGE_INTERVAL, force)
 
 
+@task()
+def recover_processing() -> list[int]:
+    """Every minute: close attempts a killed worker left open and requeue their messages."""
+    try:
+        return list(processing.recover())
+    finally:
+        _schedule(recover_processing, RECOVERY_INTERVAL)
+
+
+def schedule_periodic() -> list[str]:
+    """Start every periodic chain that is not already waiting; the names of those queued."""
+    queued = []
+    if schedule_daily_purge():
+        queued.append("daily purge")
+    if _schedule(recover_processing, timedelta(0)):
+        queued.append("processing recovery")
+    return queued
+
+
+# --- Test deliveries --------------------------------------------------------------------------
 def post_test_webhook(endpoint: Endpoint) -> httpx.Response:
     body, headers = endpoint.test_request()
     return httpx.post(endpoint.url, content=body, headers=headers, timeout=10)

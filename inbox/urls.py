@@ -11,6 +11,9 @@ urlpatterns = [
     path("messages/<int:pk>/", views.message_detail, name="message-detail"),
     path("messages/<int:pk>/raw/", views.message_raw, name="message-raw"),
     path("messages/<int:pk>/delete/", views.message_delete, name="message-delete"),
+    path("messages/<int:pk>/replay/", views.message_replay, name="message-replay"),
+    path("messages/replay/", views.messages_replay, name="messages-replay"),
+    path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
     path("endpoints/", views.endpoint_list, name="endpoint-list"),
     path("endpoints/new/", views.endpoint_create, name="endpoint-create"),
     path("endpoints/<int:pk>/", views.endpoint_detail, name="endpoint-detail"),
@@ -18,4 +21,7 @@ urlpatterns = [
     path("endpoints/<int:pk>/rotate/", views.endpoint_rotate, name="endpoint-rotate"),
     path("endpoints/<int:pk>/delete/", views.endpoint_delete, name="endpoint-delete"),
     path("endpoints/<int:pk>/test/", views.endpoint_send_test, name="endpoint-send-test"),
+    path("endpoints/<int:pk>/destinations/new/", views.destination_create, name="destination-create"),
+    path("destinations/<int:pk>/edit/", views.destination_edit, name="destination-edit"),
+    path("destinations/<int:pk>/delete/", views.destination_delete, name="destination-delete"),
 ]

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -80,3 +83,94 @@ def provider() -> Client:
 
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+# --- Processing -----------------------------------------------------------------------------
+class Catcher:
+    """A local HTTP server standing in for a forwarding destination.
+
+    `answers` is the queue of (status, body, headers) it replies with, one per request
+    (the last one repeats); `delay` makes it slow. Every request it got is in `requests`.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.answers: list[tuple[int, bytes, dict[str, str]]] = [(200, b"thanks", {})]
+        self.delay = 0.0
+        catcher = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                catcher.requests.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
+                if catcher.delay:
+                    time.sleep(catcher.delay)
+                status, answer, headers = catcher.answers[0]
+                if len(catcher.answers) > 1:
+                    catcher.answers.pop(0)
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the forwarder gave up (timeout tests)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def catcher() -> Iterator[Catcher]:
+    server = Catcher()
+    yield server
+    server.close()
+
+
+def run_worker() -> None:
+    """Run the django-tasks-db worker in this process until no task is due."""
+    from unittest import mock
+
+    from django_tasks_db.management.commands import db_worker
+
+    # The worker closes "old" connections between tasks; inside a test's transaction that
+    # would close the test's own connection (PostgreSQL) and roll its data away.
+    with mock.patch.object(db_worker, "close_old_connections", return_value=None):
+        _worker().run()
+
+
+def _worker() -> Any:
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    return Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="test-worker",
+        excluded_queue_names=[],
+    )
+
+
+def make_due(message: Message) -> None:
+    """Let time pass: the message's retry, and every queued task, are due now."""
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    now = timezone.now()
+    Message.objects.filter(pk=message.pk, next_attempt_at__isnull=False).update(next_attempt_at=now)
+    DBTaskResult.objects.filter(status="READY").update(run_after=now)

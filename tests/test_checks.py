@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from inbox.checks import check_public_base_url, check_rate_limit_cache
+from inbox.checks import check_forwarding, check_public_base_url, check_rate_limit_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -53,6 +53,15 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         env={**base, **env},
         check=False,
     )
+
+
+@pytest.mark.parametrize(
+    ("production", "allow_private", "expected"),
+    [(True, True, ["inbox.W002"]), (True, False, []), (False, True, [])],
+)
+def test_it_warns_when_production_forwards_to_private_addresses(settings, production, allow_private, expected) -> None:  # type: ignore[no-untyped-def]
+    settings.PRODUCTION, settings.FORWARD_ALLOW_PRIVATE = production, allow_private
+    assert ids(check_forwarding(None)) == expected
 
 
 def test_it_refuses_to_start_in_production_without_a_secret_key() -> None:

@@ -170,3 +170,32 @@ def test_it_purges_rejected_attempts_with_the_endpoints_retention() -> None:
     run("purge_messages")
     assert list(RejectedAttempt.objects.values_list("pk", flat=True)) == [recent.pk]
     assert old.pk != recent.pk
+
+
+def test_it_queues_every_periodic_task_once() -> None:
+    assert run("schedule_tasks") == "Queued: daily purge, processing recovery.\n"
+    assert run("schedule_tasks") == "Periodic tasks already queued.\n"
+    assert sorted(DBTaskResult.objects.values_list("task_path", flat=True)) == [
+        "inbox.tasks.purge_messages_daily",
+        "inbox.tasks.recover_processing",
+    ]
+
+
+def test_it_runs_the_recovery_sweep_every_minute() -> None:
+    from inbox.tasks import recover_processing
+
+    assert recover_processing.call() == [0, 0]
+    waiting = DBTaskResult.objects.get(status="READY", task_path="inbox.tasks.recover_processing")
+    assert timezone.now() + timedelta(seconds=50) < waiting.run_after < timezone.now() + timedelta(seconds=70)
+
+
+def test_it_prunes_old_task_results_in_the_daily_purge() -> None:
+    from inbox.tasks import purge_messages_daily, send_test_webhook
+
+    old = send_test_webhook.enqueue(1)
+    recent = send_test_webhook.enqueue(2)
+    DBTaskResult.objects.filter(pk=old.id).update(status="SUCCESSFUL", finished_at=timezone.now() - timedelta(days=8))
+    DBTaskResult.objects.filter(pk=recent.id).update(status="FAILED", finished_at=timezone.now() - timedelta(days=1))
+    purge_messages_daily.call()
+    assert not DBTaskResult.objects.filter(pk=old.id).exists()
+    assert DBTaskResult.objects.filter(pk=recent.id).exists()

@@ -23,6 +23,7 @@ NEW_ENDPOINT = {
     "retention_days": "14",
     "max_messages": "",
     "response_status": "200",
+    "max_retries": "5",
     "response_content_type": "text/plain",
     "response_body": "Message received.",
 }

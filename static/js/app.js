@@ -35,3 +35,13 @@ document.addEventListener("submit", (event) => {
   const question = event.target.dataset.confirm;
   if (question && !window.confirm(question)) event.preventDefault();
 });
+
+// "Select all" for the bulk actions of a list: the header checkbox ticks the row boxes.
+document.addEventListener("change", (event) => {
+  const name = event.target.dataset && event.target.dataset.checkAll;
+  if (!name) return;
+  const form = event.target.closest("form");
+  for (const box of form.querySelectorAll(`input[type=checkbox][name="${name}"]`)) {
+    box.checked = event.target.checked;
+  }
+});

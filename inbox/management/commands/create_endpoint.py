@@ -5,8 +5,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
-from inbox.models import DEFAULT_RATE, Endpoint
+from inbox.models import DEFAULT_RATE, Destination, Endpoint
 from inbox.verification import PRESETS
 
 MIN_TOKEN_LENGTH = 16
@@ -25,6 +26,13 @@ class Command(BaseCommand):
         parser.add_argument("--rate", default=DEFAULT_RATE, help="Rate limit per sender IP, e.g. 120/m.")
         parser.add_argument("--methods", default="POST", help="Comma-separated allowed methods, e.g. POST,GET.")
         parser.add_argument("--header", default="X-Webhook-Token", help="The header that carries the token.")
+        parser.add_argument(
+            "--forward-to",
+            action="append",
+            default=[],
+            metavar="URL",
+            help="Forward every accepted message to this URL (repeat for several destinations).",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -51,12 +59,19 @@ class Command(BaseCommand):
             raise CommandError(f"--auth {preset.name} needs --secret: {exc}") from None
         if secret is not None and preset.secret_kind not in ("token",):
             shown.setdefault("secret", secret)
+        destinations = [Destination(url=url) for url in options["forward_to"]]
         try:
             endpoint.full_clean()
+            for destination in destinations:
+                destination.full_clean(exclude=["endpoint"])
         except ValidationError as exc:
             problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
             raise CommandError(problems) from None
-        endpoint.save()
+        with transaction.atomic():
+            endpoint.save()
+            for destination in destinations:
+                destination.endpoint = endpoint
+                destination.save()
 
         if options["json"]:
             data: dict[str, Any] = {
@@ -67,6 +82,7 @@ class Command(BaseCommand):
                 "auth": endpoint.auth,
                 "rate": endpoint.rate_limit,
                 "methods": list(endpoint.methods),
+                "forward_to": [d.url for d in destinations],
                 **shown,
             }
             if "token" in shown:
@@ -75,6 +91,8 @@ class Command(BaseCommand):
             return
         self.stdout.write(f'Created endpoint "{endpoint.name}" ({preset.label})')
         self.stdout.write(f"  URL:   {endpoint.url}")
+        for destination in destinations:
+            self.stdout.write(f"  Forwards to: {destination.display_url}")
         for label, value in shown.items():
             self.stdout.write(f"  {label.replace('_', ' ').capitalize()}: {value}")
         if "token" in shown:

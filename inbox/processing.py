@@ -1,0 +1,195 @@
+"""Processing one message: forward it to the endpoint's destinations and run its handlers.
+
+Called by the `process_message` task (inbox/tasks.py). The message row carries the state
+(status, attempt count, next due time, lease); a task is only a wake-up. One run:
+
+1. claim the message with a conditional UPDATE (one worker wins; duplicates do nothing);
+2. run every target that has not succeeded in this round, one Attempt row each;
+3. all succeeded: processed. Otherwise retry after an exponential, jittered delay, or
+   mark it failed when the endpoint's retries are spent.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from inbox import forwarding, handlers
+from inbox.models import Attempt, AttemptStatus, Destination, Message, Status
+
+logger = logging.getLogger("inbox.processing")
+
+SIGNAL_TARGET = "signal:message_received"
+MESSAGE_ID_HEADER = "X-Webhook-Inbox-Message-Id"
+
+
+def retry_delay(retry: int, rng: random.Random | None = None) -> timedelta:
+    """How long to wait before retry number `retry` (1-based).
+
+    Exponential: INBOX_RETRY_BASE_SECONDS x INBOX_RETRY_FACTOR^(retry-1), so with the
+    defaults (40 s, x2.7) the first retry comes within a minute and five span about an
+    hour. Each delay is jittered by +-20% so that the messages of one outage do not all
+    come back at the same second.
+    """
+    base = settings.INBOX_RETRY_BASE_SECONDS * settings.INBOX_RETRY_FACTOR ** (retry - 1)
+    jitter = (rng or random).uniform(0.8, 1.2)
+    return timedelta(seconds=base * jitter)
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    run: Callable[[Message], forwarding.Outcome]
+    destination: Destination | None = None
+
+
+def _forward(destination: Destination) -> Callable[[Message], forwarding.Outcome]:
+    def run(message: Message) -> forwarding.Outcome:
+        headers = forwarding.outbound_headers(
+            message.headers, destination.forward_headers, message.endpoint.redacted_header_names()
+        )
+        if message.content_type:
+            headers["Content-Type"] = message.content_type
+        headers[MESSAGE_ID_HEADER] = str(message.pk)
+        return forwarding.post(destination.url, message.body, headers, destination.timeout_seconds)
+
+    return run
+
+
+def _call(func: Callable[[Message], object]) -> Callable[[Message], forwarding.Outcome]:
+    def run(message: Message) -> forwarding.Outcome:
+        started = time.monotonic()
+        try:
+            func(message)
+        except Exception:
+            # The whole traceback is kept on the attempt: it is what a developer needs.
+            error = traceback.format_exc()
+            return forwarding.Outcome(ok=False, error=error, duration_ms=_ms(started))
+        return forwarding.Outcome(ok=True, duration_ms=_ms(started))
+
+    return run
+
+
+def _send_signal(message: Message) -> forwarding.Outcome:
+    started = time.monotonic()
+    failures = [
+        "".join(traceback.format_exception(result)) if result.__traceback__ else repr(result)
+        for receiver, result in handlers.message_received.send_robust(sender=Message, message=message)
+        if isinstance(result, Exception)
+    ]
+    return forwarding.Outcome(ok=not failures, error="\n".join(failures), duration_ms=_ms(started))
+
+
+def _ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def targets_for(message: Message) -> list[Target]:
+    """Everything that should run for this message, in a stable order."""
+    endpoint = message.endpoint
+    found = [
+        Target(d.target, f"Forward to {d.display_url}", _forward(d), d)
+        for d in endpoint.destinations.filter(enabled=True)
+    ]
+    found += [
+        Target(f"handler:{h.name}", f"Handler {h.name}", _call(h.func))
+        for h in handlers.handlers_for(endpoint.name, message.event_type)
+    ]
+    if handlers.message_received.has_listeners(Message):
+        found.append(Target(SIGNAL_TARGET, "Signal message_received", _send_signal))
+    return found
+
+
+def process(message_id: int, now: datetime | None = None) -> str:
+    """Run one attempt of one message; returns what happened, for the task's result."""
+    message = Message.objects.select_related("endpoint").filter(pk=message_id).first()
+    if message is None:
+        return "gone"  # Deleted or purged since it was queued.
+    lease = timedelta(seconds=settings.INBOX_PROCESSING_LEASE_SECONDS)
+    if not message.claim(lease, now):
+        return "not due"  # Another worker has it, or a duplicate wake-up.
+
+    succeeded = set(
+        message.processing_attempts.filter(replay=message.replays, status=AttemptStatus.SUCCEEDED).values_list(
+            "target", flat=True
+        )
+    )
+    targets = [t for t in targets_for(message) if t.key not in succeeded]
+    if not targets and not succeeded:
+        message.finish(Status.SKIPPED)
+        return Status.SKIPPED
+
+    failed = [t.label for t in targets if not _attempt(message, t).ok]
+    if not failed:
+        message.finish(Status.PROCESSED)
+        logger.info("message processed id=%s attempt=%s", message.pk, message.attempts)
+        return Status.PROCESSED
+
+    retry = message.attempts  # attempts so far = the number of the retry to come
+    if retry <= message.endpoint.max_retries:
+        due = timezone.now() + retry_delay(retry)
+        if message.finish(Status.PENDING, due):
+            from inbox.tasks import process_message
+
+            process_message.using(run_after=due).enqueue(message.pk)
+        logger.info("message retry scheduled id=%s retry=%s failed=%s", message.pk, retry, len(failed))
+        return "retry"
+    message.finish(Status.FAILED)
+    logger.warning("message failed id=%s after %s attempts", message.pk, message.attempts)
+    return Status.FAILED
+
+
+def _attempt(message: Message, target: Target) -> forwarding.Outcome:
+    attempt = Attempt.objects.create(
+        message=message,
+        endpoint_id=message.endpoint_id,
+        replay=message.replays,
+        number=message.attempts,
+        target=target.key,
+        label=target.label[:500],
+    )
+    outcome = target.run(message)
+    attempt.status = AttemptStatus.SUCCEEDED if outcome.ok else AttemptStatus.FAILED
+    attempt.duration_ms = outcome.duration_ms
+    attempt.status_code = outcome.status_code
+    attempt.response_excerpt = outcome.excerpt
+    attempt.error = outcome.error[:20000]
+    attempt.save(update_fields=["status", "duration_ms", "status_code", "response_excerpt", "error"])
+    return outcome
+
+
+def recover(now: datetime | None = None, limit: int = 1000) -> tuple[int, int]:
+    """The recovery sweep: (attempts closed, messages requeued).
+
+    A worker killed mid-attempt leaves an Attempt 'running' and the message leased; once
+    the lease lapses the attempt is closed as failed and the message is queued again. A
+    message whose wake-up was lost (the enqueue failed after the INSERT committed) is
+    queued again the same way.
+    """
+    from inbox.tasks import process_message, ready_processing_tasks
+
+    now = now or timezone.now()
+    lease = timedelta(seconds=settings.INBOX_PROCESSING_LEASE_SECONDS)
+    closed = Attempt.objects.filter(status=AttemptStatus.RUNNING, started_at__lt=now - lease).update(
+        status=AttemptStatus.FAILED, error="The worker stopped during this attempt; the message was queued again."
+    )
+    if ready_processing_tasks():
+        # Wake-ups are still waiting in the queue: a backlog, not a loss. Requeueing now
+        # would only double the backlog.
+        return closed, 0
+    requeued = 0
+    for pk in Message.objects.overdue(now, timedelta(seconds=30)).values_list("pk", flat=True)[:limit]:
+        process_message.enqueue(pk)
+        requeued += 1
+    if closed or requeued:
+        logger.warning("recovery sweep closed=%s requeued=%s", closed, requeued)
+    return closed, requeued

@@ -1,0 +1,81 @@
+"""What every dashboard view shares: the staff check, the filtered message list, 429 and health."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+from django_htmx.middleware import HtmxDetails
+
+from inbox.filters import MessageFilter
+from inbox.models import Endpoint, Message
+
+logger = logging.getLogger("inbox.views")
+
+View = Callable[..., HttpResponseBase]
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def staff_required(view: View) -> View:
+    """Anonymous users go to the login page; signed-in users who are not staff get 403."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_staff:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def rate_limited(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """RATELIMIT_VIEW: what django-ratelimit's middleware answers when a limit trips."""
+    logger.warning("rate limited path=%s", "login" if request.path.startswith("/accounts/") else "dashboard")
+    response = render(request, "429.html", status=429)
+    response["Retry-After"] = "60"
+    return response
+
+
+def get_endpoint(pk: int) -> Endpoint:
+    return get_object_or_404(Endpoint, pk=pk)
+
+
+def filtered_messages(request: HttpRequest) -> MessageFilter:
+    return MessageFilter(request.GET, queryset=Message.objects.all())
+
+
+def query_without(request: HttpRequest, *names: str) -> str:
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return query.urlencode()
+
+
+# --- Health -------------------------------------------------------------------------------
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """200 `ok` when the database (and Redis, when configured) answers; 503 otherwise."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        if settings.REDIS_URL:
+            cache.get("healthz")
+    except Exception:
+        logger.warning("health check failed", exc_info=True)
+        return HttpResponse("unavailable\n", status=503, content_type="text/plain")
+    return HttpResponse("ok\n", content_type="text/plain")

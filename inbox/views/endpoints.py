@@ -1,0 +1,140 @@
+"""Endpoint management: create, show, edit, rotate, delete, send a test."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.contrib import messages as django_messages
+from django.db.models import OuterRef, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from inbox import handlers, stats
+from inbox.forms import EndpointForm, RotateForm
+from inbox.models import Endpoint, Message
+from inbox.tasks import send_test_webhook
+from inbox.views.common import get_endpoint, staff_required
+
+logger = logging.getLogger("inbox.views")
+
+
+# --- Endpoints ----------------------------------------------------------------------------
+@require_GET
+@staff_required
+def endpoint_list(request: HttpRequest) -> HttpResponse:
+    last = Message.objects.filter(endpoint=OuterRef("pk")).order_by("-received_at").values("received_at")[:1]
+    endpoints = Endpoint.objects.annotate(last_received_at=Subquery(last))
+    return render(request, "inbox/endpoint_list.html", {"endpoints": endpoints})
+
+
+def _secret_page(
+    request: HttpRequest, endpoint: Endpoint, shown: dict[str, str] | None = None, status: int = 200
+) -> HttpResponse:
+    """The endpoint page; with `shown`, the one response that ever shows its new secret."""
+    rejected = endpoint.rejected_attempts.all()
+    context = {
+        "endpoint": endpoint,
+        "shown": shown or {},
+        "instructions": endpoint.preset.instructions.replace("{url}", endpoint.url).replace(
+            "{header}", endpoint.credential_header
+        ),
+        "counts": stats.counts(endpoint.pk),
+        "recent": endpoint.messages.for_list()[:10],
+        "rejected": rejected[:20],
+        "rejected_count": rejected.count(),
+        "can_send_test": endpoint.can_sign_tests,
+        "destinations": endpoint.destinations.all(),
+        "handlers": handlers.registered_for(endpoint.name),
+        "signal_listeners": handlers.message_received.has_listeners(Message),
+        "failures": endpoint.failure_rate(since=timezone.now() - timedelta(hours=24)),
+    }
+    response = render(request, "inbox/endpoint_detail.html", context, status=status)
+    if shown:
+        # The secret must not linger in any cache or in the browser's history.
+        add_never_cache_headers(response)
+        response["Cache-Control"] += ", no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def endpoint_create(request: HttpRequest) -> HttpResponse:
+    form = EndpointForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        endpoint = form.save(commit=False)
+        endpoint.created_by = request.user  # type: ignore[assignment]
+        endpoint.scheme_options = form.scheme_options()
+        shown = endpoint.set_secret(form.cleaned_data["secret"] or None)
+        endpoint.save()
+        logger.info("endpoint created id=%s preset=%s by user=%s", endpoint.pk, endpoint.auth, request.user.pk)
+        # Rendered, not redirected: the secret is shown in this response and stored nowhere.
+        return _secret_page(request, endpoint, shown, status=201)
+    return render(request, "inbox/endpoint_form.html", {"form": form})
+
+
+@require_GET
+@staff_required
+def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _secret_page(request, get_endpoint(pk))
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = get_endpoint(pk)
+    form = EndpointForm(request.POST or None, instance=endpoint)
+    if request.method == "POST" and form.is_valid():
+        endpoint = form.save(commit=False)
+        endpoint.scheme_options = form.scheme_options()
+        shown: dict[str, str] = {}
+        if form.auth_changed or form.cleaned_data["secret"]:
+            # A new scheme or a pasted secret replaces the credential outright.
+            shown = endpoint.set_secret(form.cleaned_data["secret"] or None)
+            endpoint.previous_expires_at = None
+        endpoint.save()
+        logger.info("endpoint changed id=%s by user=%s", endpoint.pk, request.user.pk)
+        if shown:
+            return _secret_page(request, endpoint, shown)
+        return redirect(endpoint)
+    return render(request, "inbox/endpoint_form.html", {"form": form, "endpoint": endpoint})
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = get_endpoint(pk)
+    if endpoint.secret_kind == "none":
+        return redirect(endpoint)
+    form = RotateForm(request.POST or None, endpoint=endpoint)
+    if request.method == "POST" and form.is_valid():
+        grace = timedelta(hours=form.cleaned_data["grace_hours"])
+        shown = endpoint.rotate_secret(form.cleaned_data["secret"] or None, grace=grace)
+        logger.info("endpoint secret rotated id=%s by user=%s", endpoint.pk, request.user.pk)
+        return _secret_page(request, endpoint, shown)
+    return render(request, "inbox/endpoint_rotate.html", {"form": form, "endpoint": endpoint})
+
+
+@require_POST
+@staff_required
+def endpoint_send_test(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = get_endpoint(pk)
+    if not endpoint.can_sign_tests:
+        return redirect(endpoint)
+    send_test_webhook.enqueue(endpoint.pk)
+    django_messages.success(request, "Test event queued: the worker signs it and posts it to the receiver URL.")
+    return redirect(endpoint)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = get_endpoint(pk)
+    if request.method == "POST":
+        endpoint.delete()
+        logger.info("endpoint deleted id=%s by user=%s", pk, request.user.pk)
+        return redirect("inbox:endpoint-list")
+    return render(request, "inbox/endpoint_confirm_delete.html", {"endpoint": endpoint})

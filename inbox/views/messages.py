@@ -1,0 +1,102 @@
+"""The message list, the payload viewer, and actions on messages."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from inbox.models import Message
+from inbox.payload import body_view
+from inbox.views.common import HtmxHttpRequest, filtered_messages, query_without, staff_required
+
+logger = logging.getLogger("inbox.views")
+
+PAGE_SIZE = 50
+
+
+# --- Messages -----------------------------------------------------------------------------
+@require_GET
+@staff_required
+def message_list(request: HtmxHttpRequest) -> HttpResponse:
+    filterset = filtered_messages(request)
+    messages: list[Message] = []
+    older_cursor = newer_cursor = None
+    if filterset.is_valid():
+        qs = filterset.qs.for_list()
+        before = Message.parse_cursor(request.GET.get("before", ""))
+        after = Message.parse_cursor(request.GET.get("after", ""))
+        if after is not None:
+            # Paging back towards the newest: fetch in ascending order, then flip.
+            rows = list(qs.newer_than(*after)[: PAGE_SIZE + 1])
+            has_newer = len(rows) > PAGE_SIZE
+            messages = rows[:PAGE_SIZE][::-1]
+            has_older = True
+        else:
+            base = qs.older_than(*before) if before is not None else qs.newest_first()
+            rows = list(base[: PAGE_SIZE + 1])
+            has_older = len(rows) > PAGE_SIZE
+            messages = rows[:PAGE_SIZE]
+            has_newer = before is not None
+        if messages and has_older:
+            older_cursor = messages[-1].cursor
+        if messages and has_newer:
+            newer_cursor = messages[0].cursor
+    base_query = query_without(request, "before", "after")
+    context = {
+        "filter": filterset,
+        "messages_page": messages,
+        "older_cursor": older_cursor,
+        "newer_cursor": newer_cursor,
+        "base_query": base_query,
+        "is_filtered": bool(base_query),
+    }
+    template = (
+        "inbox/message_list.html#results" if request.htmx and not request.htmx.boosted else "inbox/message_list.html"
+    )
+    return render(request, template, context)
+
+
+@require_GET
+@staff_required
+def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    message = get_object_or_404(Message.objects.select_related("endpoint"), pk=pk)
+    filterset = filtered_messages(request)
+    newer = older = None
+    if filterset.is_valid():
+        qs = filterset.qs.only("id")
+        newer = qs.newer_than(message.received_at, message.pk).first()
+        older = qs.older_than(message.received_at, message.pk).first()
+    context = {
+        "message": message,
+        "body": body_view(message),
+        "query_params": parse_qsl(message.query_string, keep_blank_values=True),
+        "newer": newer,
+        "older": older,
+        "list_query": query_without(request, "before", "after"),
+        "attempts": message.processing_attempts.all(),
+    }
+    return render(request, "inbox/message_detail.html", context)
+
+
+@require_GET
+@staff_required
+def message_raw(request: HttpRequest, pk: int) -> HttpResponse:
+    message = get_object_or_404(Message, pk=pk)
+    # Always an attachment of an inert type: a body is never rendered by the browser.
+    response = HttpResponse(message.body, content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="message-{message.pk}.bin"'
+    return response
+
+
+@require_POST
+@staff_required
+def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    message = get_object_or_404(Message, pk=pk)
+    message.delete()
+    logger.info("message deleted id=%s by user=%s", pk, request.user.pk)
+    query = query_without(request, "before", "after")
+    return redirect(f"/?{query}" if query else "/")
