@@ -342,9 +342,10 @@ class Endpoint(models.Model):
     @property
     def active_destinations(self) -> list[Destination]:
         # endpoint_for_slug prefetches these, so the receiver asks the database nothing.
-        cached = getattr(self, "_prefetched_objects_cache", {}).get("destinations")
-        rows = cached if cached is not None else self.destinations.all()
-        return [d for d in rows if d.enabled]
+        prefetched: list[Destination] | None = getattr(self, "enabled_destinations", None)
+        if prefetched is not None:
+            return prefetched
+        return list(self.destinations.filter(enabled=True))
 
     def has_work(self, event_type: str) -> bool:
         """Whether a message of this event type has anything to be processed by: only then
@@ -386,7 +387,10 @@ def endpoint_for_slug(slug: str) -> Endpoint | None:
     cached = _endpoint_cache.get(slug)
     if cached is not None and cached[0] > now:
         return cached[1]
-    endpoint = Endpoint.objects.enabled().filter(slug=slug).prefetch_related("destinations").first()
+    enabled_destinations = models.Prefetch(
+        "destinations", queryset=Destination.objects.filter(enabled=True), to_attr="enabled_destinations"
+    )
+    endpoint = Endpoint.objects.enabled().filter(slug=slug).prefetch_related(enabled_destinations).first()
     with _endpoint_cache_lock:
         if len(_endpoint_cache) > 10_000:
             # Unknown slugs are cached too (as None), so a scan cannot grow this forever.
@@ -701,7 +705,10 @@ class Destination(models.Model):
         host = parts.hostname or ""
         if parts.port:
             host = f"{host}:{parts.port}"
-        return f"{parts.scheme}://{host}{parts.path}" + ("?…" if parts.query else "")
+        # Long path segments are tokens more often than not (Slack's, Discord's and this
+        # inbox's own hook URLs carry their secret in the path): only their start is shown.
+        path = "/".join(s if len(s) <= 12 else s[:4] + "…" for s in parts.path.split("/"))
+        return f"{parts.scheme}://{host}{path}" + ("?…" if parts.query else "")
 
 
 class AttemptStatus(models.TextChoices):
@@ -737,9 +744,19 @@ class Attempt(models.Model):
     def __str__(self) -> str:
         return f"{self.label} #{self.number}: {self.status}"
 
+    @property
+    def error_summary(self) -> str:
+        """The line that says what went wrong: for a traceback, its last line."""
+        lines = [line for line in self.error.strip().splitlines() if line.strip()]
+        return lines[-1][:200] if lines else ""
+
+    @property
+    def error_is_long(self) -> bool:
+        return self.error_summary != self.error.strip()
+
 
 class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
+    QUEUED = "queued", "Waiting for the worker"
     RUNNING = "running", "Running"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"

@@ -607,7 +607,7 @@ register(
         "token",
         "Shared token in a header",
         TokenScheme(),
-        source="DESIGN.md: the project's default scheme",
+        source="-",
         instructions="Send the token in the {header} header with every request to {url}.",
         generates_secret=True,
         secret_label="Token",

@@ -28,6 +28,7 @@ def destination_create(request: HttpRequest, pk: int) -> HttpResponse:
     form = DestinationForm(request.POST or None, instance=Destination(endpoint=endpoint))
     if request.method == "POST" and form.is_valid():
         destination = form.save()
+        django_messages.success(request, f"Messages are now forwarded to {destination.display_url}.")
         logger.info("destination added id=%s endpoint=%s by user=%s", destination.pk, endpoint.pk, request.user.pk)
         return redirect(endpoint)
     return render(request, "inbox/destination_form.html", {"form": form, "endpoint": endpoint})
@@ -40,6 +41,7 @@ def destination_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = DestinationForm(request.POST or None, instance=destination)
     if request.method == "POST" and form.is_valid():
         form.save()
+        django_messages.success(request, "Destination saved.")
         logger.info("destination changed id=%s by user=%s", destination.pk, request.user.pk)
         return redirect(destination.endpoint)
     context = {"form": form, "endpoint": destination.endpoint, "destination": destination}
