@@ -145,7 +145,7 @@ def test_it_replays_one_message(staff_client: Client, catcher: Catcher) -> None:
     [attempt] = message.processing_attempts.all()
     assert attempt.replay == 1
     page = staff_client.get(message.get_absolute_url()).content.decode()
-    assert "#1 <span class=\"muted small\">of replay 1</span>" in page
+    assert '#1 <span class="muted small">of replay 1</span>' in page
 
 
 def test_it_replays_a_selection_in_the_background(staff_client: Client, catcher: Catcher) -> None:
