@@ -13,11 +13,13 @@ development, tests); link-local and cloud metadata addresses are refused always.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from django.conf import settings
@@ -32,6 +34,10 @@ METADATA_ADDRESSES = frozenset(
 )
 # Carrier-grade NAT (RFC 6598): neither global nor, to Python, private.
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+LEGACY_NUMERIC = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.IGNORECASE)
 # Only method-preserving redirects are followed: a 301/302/303 would turn the POST into
 # a GET and drop the payload, which is never what a forward means.
 FOLLOWED_REDIRECTS = (307, 308)
@@ -77,10 +83,30 @@ class Outcome:
     duration_ms: int = 0
 
 
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and that a translator would reach:
+    NAT64 (64:ff9b::/96), IPv4-compatible (::/96), IPv4-translated (::ffff:0:0:0/96), 6to4, Teredo."""
+    found = []
+    if ip in NAT64 or ip in IPV4_TRANSLATED or (ip in IPV4_COMPATIBLE and int(ip) > 1):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    return found
+
+
 def address_refusal(ip: IPAddress, allow_private: bool) -> str:
     """Why `ip` may not be contacted, or '' when it may."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        else:
+            # An address that embeds a refused IPv4 address is refused with it: on a
+            # DNS64/NAT64 network, 64:ff9b::a9fe:a9fe *is* 169.254.169.254.
+            for inner in embedded_ipv4(ip):
+                if reason := address_refusal(inner, allow_private):
+                    return f"{ip} embeds {reason}"
     if ip.is_link_local or ip in METADATA_ADDRESSES:
         return f"{ip} is a link-local or cloud metadata address"
     if ip.is_multicast or ip.is_unspecified:
@@ -94,17 +120,35 @@ def address_refusal(ip: IPAddress, allow_private: bool) -> str:
     return f"{ip} is not a public unicast address"
 
 
+def literal_address(host: str) -> IPAddress | None:
+    """`host` as an IP address when it is one, including the legacy numeric forms
+    (2130706433, 0x7f.1, 127.1) that resolvers still accept."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if LEGACY_NUMERIC.match(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
 def validate_destination_url(url: str) -> None:
-    """Form and command-line check: http(s) only, and no refused literal address."""
+    """Form and command-line check: http(s) only, parseable, and no refused literal address."""
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
+        # The dashboard shows the URL through urlsplit, which is stricter (port range,
+        # user info): a URL that only one of them accepts is refused here, not later.
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for an out-of-range port
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise ValidationError("Enter a valid URL.") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    if parsed.scheme not in ("http", "https") or not parsed.host or not parts.hostname:
         raise ValidationError("Enter an http:// or https:// URL.")
-    try:
-        ip = ipaddress.ip_address(parsed.host)
-    except ValueError:
+    ip = literal_address(parsed.host)
+    if ip is None:
         return  # A hostname: resolved and checked at every send.
     reason = address_refusal(ip, settings.FORWARD_ALLOW_PRIVATE)
     if reason:
@@ -112,17 +156,20 @@ def validate_destination_url(url: str) -> None:
 
 
 def resolve(host: str, port: int) -> list[str]:
-    """Every address `host` resolves to (a seam the tests replace)."""
-    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+    """Every address `host` resolves to, in the resolver's order of preference (a seam the
+    tests replace)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def checked_address(url: httpx.URL) -> str:
-    """The address to connect to for `url`, after checking all that its host resolves to."""
+def checked_addresses(url: httpx.URL) -> list[str]:
+    """The addresses to try for `url`, in order, after checking every one its host resolves to."""
     host = url.host
     port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
+    literal = literal_address(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
         try:
             addresses = [ipaddress.ip_address(a.split("%")[0]) for a in resolve(host, port)]
         except OSError as exc:
@@ -136,19 +183,7 @@ def checked_address(url: httpx.URL) -> str:
         reason = address_refusal(ip, allow_private)
         if reason:
             raise Refused(f"refused destination {host}: {reason}")
-    return str(addresses[0])
-
-
-_local = threading.local()
-
-
-def _client() -> httpx.Client:
-    # One pooled client per worker thread. trust_env=False: an HTTP(S)_PROXY from the
-    # environment would connect on our behalf to an address we never checked.
-    client = getattr(_local, "client", None)
-    if client is None:
-        client = _local.client = httpx.Client(trust_env=False, follow_redirects=False)
-    return client
+    return [str(ip) for ip in addresses]
 
 
 def outbound_headers(original: dict[str, str], names: str, redacted: frozenset[str]) -> dict[str, str]:
@@ -165,45 +200,38 @@ def outbound_headers(original: dict[str, str], names: str, redacted: frozenset[s
     }
 
 
+# What verifies TLS certificates (the tests swap in a context that trusts their own CA).
+verify: ssl.SSLContext | bool = True
+
+
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Outcome:
-    """POST `body` to `url`, checking every hop; never raises."""
+    """POST `body` to `url`, checking every hop, within `timeout` seconds overall; never raises.
+
+    Each forward gets its own connection: a pooled TLS connection is keyed by the pinned
+    address, and reusing it for another hostname on that address would skip the second
+    hostname's certificate check. httpx's timeouts bound each read, not the whole exchange,
+    so a watchdog closes the client at the deadline: a destination that trickles its answer
+    cannot hold a worker past it.
+    """
     started = time.monotonic()
     deadline = started + timeout
 
     def done(ok: bool, **fields: object) -> Outcome:
         return Outcome(ok=ok, duration_ms=round((time.monotonic() - started) * 1000), **fields)  # type: ignore[arg-type]
 
+    # trust_env=False: an HTTP(S)_PROXY from the environment would connect on our behalf
+    # to an address we never checked.
+    client = httpx.Client(trust_env=False, follow_redirects=False, verify=verify)
+    watchdog = threading.Timer(timeout, client.close)
+    watchdog.daemon = True
+    watchdog.start()
     current = url
     try:
         for _ in range(MAX_REDIRECTS + 1):
             target = httpx.URL(current)
             if target.scheme not in ("http", "https"):
                 return done(False, error=f"refused destination: scheme {target.scheme!r} is not http(s)")
-            address = checked_address(target)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return done(False, error=f"timed out after {timeout:g} s")
-            request_headers = {
-                "User-Agent": USER_AGENT,
-                **headers,
-                "Host": target.netloc.decode("ascii"),
-                # A compressed answer could expand without bound; only an excerpt is kept.
-                "Accept-Encoding": "identity",
-            }
-            extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-            request = _client().build_request(
-                "POST",
-                target.copy_with(host=address),
-                content=body,
-                headers=request_headers,
-                timeout=httpx.Timeout(remaining, connect=min(remaining, 5.0)),
-                extensions=extensions,
-            )
-            response = _client().send(request, stream=True)
-            try:
-                excerpt = _read_excerpt(response)
-            finally:
-                response.close()
+            response, excerpt = _send(client, target, body, headers, deadline)
             location = response.headers.get("location")
             if response.status_code in FOLLOWED_REDIRECTS and location:
                 current = urljoin(current, location)
@@ -216,22 +244,74 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Outc
         return done(False, error=str(exc))
     except httpx.TimeoutException:
         return done(False, error=f"timed out after {timeout:g} s")
-    except httpx.ConnectError as exc:
-        return done(False, error=f"connection failed: {_reason(exc)}")
-    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError, RuntimeError) as exc:
+        if time.monotonic() >= deadline:
+            return done(False, error=f"timed out after {timeout:g} s")
+        if isinstance(exc, httpx.ConnectError):
+            return done(False, error=f"connection failed: {_reason(exc)}")
         return done(False, error=f"{exc.__class__.__name__}: {_reason(exc)}")
+    finally:
+        watchdog.cancel()
+        client.close()
 
 
-def _read_excerpt(response: httpx.Response) -> str:
-    # Only the start of the answer is kept; the rest is never read into memory.
+def _send(
+    client: httpx.Client, target: httpx.URL, body: bytes, headers: dict[str, str], deadline: float
+) -> tuple[httpx.Response, str]:
+    """One hop: try each checked address in the resolver's order until one connects."""
+    addresses = checked_addresses(target)
+    request_headers = {
+        "User-Agent": USER_AGENT,
+        **headers,
+        "Host": target.netloc.decode("ascii"),
+        # A compressed answer could expand without bound; only an excerpt is kept.
+        "Accept-Encoding": "identity",
+    }
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    for index, address in enumerate(addresses):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise httpx.TimeoutException("deadline")
+        request = client.build_request(
+            "POST",
+            target.copy_with(host=address),
+            content=body,
+            headers=request_headers,
+            timeout=httpx.Timeout(remaining, connect=min(remaining, 5.0)),
+            extensions=extensions,
+        )
+        try:
+            response = client.send(request, stream=True)
+        except httpx.ConnectError:
+            if index == len(addresses) - 1:
+                raise
+            continue  # e.g. an IPv6 address on a host without IPv6: try the next one
+        try:
+            return response, _read_excerpt(response, deadline)
+        finally:
+            response.close()
+    raise Refused(f"cannot resolve {target.host}")
+
+
+def _read_excerpt(response: httpx.Response, deadline: float) -> str:
+    # Only the start of the answer is kept; the rest is never read into memory. What
+    # arrived by the deadline is enough: the status code already decided the outcome.
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_raw():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= EXCERPT_BYTES:
-            break
-    return b"".join(chunks)[:EXCERPT_BYTES].decode("utf-8", "replace")
+    try:
+        for chunk in response.iter_raw():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= EXCERPT_BYTES or time.monotonic() >= deadline:
+                break
+    except (httpx.HTTPError, OSError, RuntimeError):
+        pass  # closed by the watchdog or the peer mid-answer: keep what came
+    return printable(b"".join(chunks)[:EXCERPT_BYTES].decode("utf-8", "replace"))
+
+
+def printable(text: str) -> str:
+    """Text any database column can hold: PostgreSQL refuses NUL in text."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _reason(exc: BaseException) -> str:

@@ -701,10 +701,13 @@ class Destination(models.Model):
     def display_url(self) -> str:
         """The URL without its query string or user info, which may hold the destination's
         own credentials (many webhook URLs carry a token)."""
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
+        try:
+            parts = urlsplit(self.url)
+            host = parts.hostname or ""
+            if parts.port:
+                host = f"{host}:{parts.port}"
+        except ValueError:
+            return "(invalid URL)"  # saved before validation was as strict as it is now
         # Long path segments are tokens more often than not (Slack's, Discord's and this
         # inbox's own hook URLs carry their secret in the path): only their start is shown.
         path = "/".join(s if len(s) <= 12 else s[:4] + "…" for s in parts.path.split("/"))

@@ -28,6 +28,9 @@ from inbox.models import Attempt, AttemptStatus, Destination, Message, Status
 logger = logging.getLogger("inbox.processing")
 
 SIGNAL_TARGET = "signal:message_received"
+# Claims beyond the endpoint's retries that a message gets before it is marked failed, for
+# attempts that never finished (a worker killed mid-attempt is not the message's fault).
+CRASH_ALLOWANCE = 3
 MESSAGE_ID_HEADER = "X-Webhook-Inbox-Message-Id"
 
 
@@ -118,6 +121,42 @@ def process(message_id: int, now: datetime | None = None) -> str:
     if not message.claim(lease, now):
         return "not due"  # Another worker has it, or a duplicate wake-up.
 
+    endpoint = message.endpoint
+    if message.attempts > endpoint.max_retries + CRASH_ALLOWANCE:
+        # Claimed again and again without ever finishing: something in this message
+        # kills the worker. Stop handing it out.
+        message.finish(Status.FAILED)
+        logger.error("message failed id=%s: %s attempts never finished", message.pk, message.attempts)
+        return Status.FAILED
+    try:
+        outcome = _run_round(message)
+    except Exception:
+        # A bug, a deleted message, a database hiccup: this attempt failed, and the
+        # message goes on to its retry or to failed like any other failure, never
+        # staying claimed for the recovery sweep to hand out again and again.
+        logger.exception("processing attempt crashed id=%s", message.pk)
+        outcome = "failed"
+    if outcome in (Status.SKIPPED, Status.PROCESSED):
+        message.finish(outcome)
+        logger.info("message %s id=%s attempt=%s", outcome, message.pk, message.attempts)
+        return outcome
+
+    retry = message.attempts  # attempts so far = the number of the retry to come
+    if retry <= endpoint.max_retries:
+        due = timezone.now() + retry_delay(retry)
+        if message.finish(Status.PENDING, due):
+            from inbox.tasks import process_message
+
+            process_message.using(run_after=due).enqueue(message.pk)
+        logger.info("message retry scheduled id=%s retry=%s", message.pk, retry)
+        return "retry"
+    message.finish(Status.FAILED)
+    logger.warning("message failed id=%s after %s attempts", message.pk, message.attempts)
+    return Status.FAILED
+
+
+def _run_round(message: Message) -> str:
+    """Run every target that has not succeeded in this round: skipped, processed or failed."""
     succeeded = set(
         message.processing_attempts.filter(replay=message.replays, status=AttemptStatus.SUCCEEDED).values_list(
             "target", flat=True
@@ -125,27 +164,9 @@ def process(message_id: int, now: datetime | None = None) -> str:
     )
     targets = [t for t in targets_for(message) if t.key not in succeeded]
     if not targets and not succeeded:
-        message.finish(Status.SKIPPED)
         return Status.SKIPPED
-
-    failed = [t.label for t in targets if not _attempt(message, t).ok]
-    if not failed:
-        message.finish(Status.PROCESSED)
-        logger.info("message processed id=%s attempt=%s", message.pk, message.attempts)
-        return Status.PROCESSED
-
-    retry = message.attempts  # attempts so far = the number of the retry to come
-    if retry <= message.endpoint.max_retries:
-        due = timezone.now() + retry_delay(retry)
-        if message.finish(Status.PENDING, due):
-            from inbox.tasks import process_message
-
-            process_message.using(run_after=due).enqueue(message.pk)
-        logger.info("message retry scheduled id=%s retry=%s failed=%s", message.pk, retry, len(failed))
-        return "retry"
-    message.finish(Status.FAILED)
-    logger.warning("message failed id=%s after %s attempts", message.pk, message.attempts)
-    return Status.FAILED
+    failed = [t for t in targets if not _attempt(message, t).ok]
+    return "failed" if failed else Status.PROCESSED
 
 
 def _attempt(message: Message, target: Target) -> forwarding.Outcome:
@@ -158,12 +179,15 @@ def _attempt(message: Message, target: Target) -> forwarding.Outcome:
         label=target.label[:500],
     )
     outcome = target.run(message)
-    attempt.status = AttemptStatus.SUCCEEDED if outcome.ok else AttemptStatus.FAILED
-    attempt.duration_ms = outcome.duration_ms
-    attempt.status_code = outcome.status_code
-    attempt.response_excerpt = outcome.excerpt
-    attempt.error = outcome.error[:20000]
-    attempt.save(update_fields=["status", "duration_ms", "status_code", "response_excerpt", "error"])
+    # An UPDATE, not save(): when the message was deleted meanwhile (a purge, staff), its
+    # attempts went with it and there is nothing left to record.
+    Attempt.objects.filter(pk=attempt.pk).update(
+        status=AttemptStatus.SUCCEEDED if outcome.ok else AttemptStatus.FAILED,
+        duration_ms=outcome.duration_ms,
+        status_code=outcome.status_code,
+        response_excerpt=forwarding.printable(outcome.excerpt),
+        error=forwarding.printable(outcome.error[:20000]),
+    )
     return outcome
 
 

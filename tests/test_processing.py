@@ -6,8 +6,11 @@ import itertools
 import json
 import random
 import socket
+import ssl
 import threading
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -456,3 +459,207 @@ def test_it_never_lets_two_workers_process_the_same_attempt(catcher: Catcher) ->
     )
     assert Attempt.objects.count() == 10
     assert set(Message.objects.values_list("status", flat=True)) == {"processed"}
+
+
+# --- Found in review: each of these once looped, crashed or leaked --------------------------------
+def test_it_stores_an_answer_that_holds_a_nul_byte(catcher: Catcher) -> None:
+    # PostgreSQL text refuses NUL: the attempt could not be saved and the message was
+    # forwarded again by every recovery sweep.
+    catcher.answers = [(200, b"ok\x00\xff", {})]
+    endpoint, _ = endpoint_forwarding_to(catcher.url, max_retries=1)
+    message = make_message(endpoint, status="pending", next_attempt_at=timezone.now())
+    assert processing.process(message.pk) == "processed"
+    assert message.processing_attempts.get().response_excerpt == "ok\ufffd\ufffd"
+
+
+def test_it_fails_an_attempt_that_crashes_instead_of_leaving_it_claimed(registered: Any) -> None:
+    def broken(message: Message) -> None:
+        raise ValueError("handler bug")
+
+    endpoint, _ = make_endpoint("shop", max_retries=1)
+    # Saved before validation was strict; urlsplit cannot even parse it.
+    Destination.objects.bulk_create([Destination(endpoint=endpoint, url="http://example.com:65536/hook")])
+    registered(broken, endpoint="shop")
+    message = make_message(endpoint, status="pending", next_attempt_at=timezone.now())
+    assert processing.process(message.pk) == "retry"
+    message.refresh_from_db()
+    assert message.lease_until is None
+    make_due(message)
+    assert processing.process(message.pk) == "failed"
+
+
+def test_it_gives_up_on_a_message_that_keeps_killing_its_worker(catcher: Catcher) -> None:
+    endpoint, _ = endpoint_forwarding_to(catcher.url, max_retries=1)
+    message = make_message(endpoint, status="pending", next_attempt_at=timezone.now(), attempts=1 + 1 + 3)
+    assert processing.process(message.pk) == "failed"
+    assert not catcher.requests
+
+
+def test_it_survives_a_message_deleted_mid_attempt(registered: Any) -> None:
+    registered(lambda message: Message.objects.filter(pk=message.pk).delete(), endpoint="shop")
+    endpoint, _ = make_endpoint("shop")
+    message = make_message(endpoint, status="pending", next_attempt_at=timezone.now())
+    processing.process(message.pk)  # no exception escapes into the worker
+    assert not Message.objects.filter(pk=message.pk).exists()
+
+
+def drip_server(header_delay: float, byte_every: float, nbytes: int) -> str:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            time.sleep(header_delay)
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % nbytes)
+                for _ in range(nbytes):
+                    time.sleep(byte_every)
+                    conn.sendall(b"x")
+            except OSError:
+                pass
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}/"
+
+
+def test_it_holds_the_timeout_as_a_deadline_for_a_trickling_answer() -> None:
+    outcome = forwarding.post(drip_server(0, 0.3, 50), b"{}", {}, timeout=1)
+    assert outcome.ok, "the 200 arrived in time"
+    assert outcome.duration_ms < 1500
+    assert 0 < len(outcome.excerpt) < 50
+
+
+def test_it_holds_the_timeout_as_a_deadline_for_slow_headers() -> None:
+    outcome = forwarding.post(drip_server(3, 0, 1), b"{}", {}, timeout=1)
+    assert not outcome.ok
+    assert outcome.error == "timed out after 1 s"
+    assert outcome.duration_ms < 1500
+
+
+@pytest.mark.usefixtures("no_private")
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::a9fe:a9fe", "64:ff9b::10.0.0.5", "::169.254.169.254", "::ffff:0:169.254.169.254", "2002:a9fe:a9fe::1"],
+)
+def test_it_refuses_private_addresses_inside_ipv6_ones(address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="embeds"):
+        forwarding.validate_destination_url(f"http://[{address}]/latest/meta-data/")
+    monkeypatch.setattr(forwarding, "resolve", lambda host, port: [address])
+    assert "embeds" in forwarding.post("http://dns64.example.test/", b"", {}, timeout=1).error
+
+
+@pytest.mark.usefixtures("no_private")
+@pytest.mark.parametrize("url", ["http://2130706433/", "http://0x7f.1/", "http://127.1/", "http://10.1/"])
+def test_it_refuses_legacy_numeric_addresses_when_saved(url: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="loopback or private"):
+        forwarding.validate_destination_url(url)
+
+
+@pytest.mark.parametrize("url", ["http://example.com:65536/hook", "http://us\u2100er@example.com/hook", "http:///x"])
+def test_it_refuses_urls_the_dashboard_could_not_show(url: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        forwarding.validate_destination_url(url)
+
+
+def test_it_tries_the_next_address_when_one_does_not_connect(catcher: Catcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 127.0.0.2 is loopback too, but the catcher listens on 127.0.0.1 only: refused.
+    monkeypatch.setattr(forwarding, "resolve", lambda host, port: ["127.0.0.2", "127.0.0.1"])
+    port = catcher.url.split(":")[2].split("/")[0]
+    outcome = forwarding.post(f"http://catcher.test:{port}/hook", b"{}", {}, timeout=2)
+    assert outcome.ok
+    assert catcher.requests[0]["headers"]["Host"] == f"catcher.test:{port}"
+
+
+def test_it_checks_the_certificate_of_every_hostname_on_a_shared_address(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection verified for a.test must not carry a forward to b.test on the same
+    address: b.test's certificate is checked on a connection of its own."""
+    ca_file, cert_file, key_file = _certificates(tmp_path, "a.test")
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            hosts.append(self.headers["Host"])
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    port = server.server_address[1]
+    monkeypatch.setattr(forwarding, "resolve", lambda host, p: ["127.0.0.1"])
+    monkeypatch.setattr(forwarding, "verify", ssl.create_default_context(cafile=str(ca_file)))
+    try:
+        assert forwarding.post(f"https://a.test:{port}/", b"{}", {}, 3).ok
+        second = forwarding.post(f"https://b.test:{port}/", b"{}", {}, 3)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not second.ok
+    assert "certificate" in second.error.lower()
+    assert hosts == [f"a.test:{port}"]
+
+
+def _certificates(directory: Any, hostname: str) -> tuple[Any, Any, Any]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = directory / "ca.pem", directory / "leaf.pem", directory / "key.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return ca_file, cert_file, key_file

@@ -296,3 +296,18 @@ def test_it_never_shows_a_token_in_a_destination_path(staff_client: Client) -> N
     assert "https://hooks.slack.com/services/T0001/B0002/Zk9s…" in page
     assert "Zk9sQm0xY2VjcmV0VG9rZW4" not in page
     assert "user:pw" not in page
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "9" * 5000, "-1"])
+def test_it_ignores_ids_that_are_not_message_ids(staff_client: Client, value: str) -> None:
+    response = csrf_post(staff_client, "/messages/replay/", {"ids": value, "selected": "1"})
+    assert response.status_code == 302
+    assert not BulkJob.objects.exists()
+
+
+def test_it_shows_an_endpoint_whose_destination_url_no_longer_parses(staff_client: Client) -> None:
+    endpoint, _ = make_endpoint()
+    Destination.objects.bulk_create([Destination(endpoint=endpoint, url="http://example.com:65536/hook")])
+    response = staff_client.get(endpoint.get_absolute_url())
+    assert response.status_code == 200
+    assert "(invalid URL)" in response.content.decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from django.contrib import messages as django_messages
 from django.http import HttpRequest, HttpResponse
@@ -18,6 +19,7 @@ logger = logging.getLogger("inbox.views")
 
 # A selection travels in the form body; beyond this, replay the filter instead.
 MAX_SELECTION = 500
+MESSAGE_ID = re.compile(r"[0-9]{1,18}")
 
 
 # --- Destinations -----------------------------------------------------------------------------
@@ -88,7 +90,7 @@ def messages_replay(request: HttpRequest) -> HttpResponse:
             return redirect("inbox:message-list")
         job.query = query_without(request, "before", "after")
     else:
-        ids = sorted({int(v) for v in request.POST.getlist("ids") if v.isdigit()})
+        ids = sorted({int(v) for v in request.POST.getlist("ids") if MESSAGE_ID.fullmatch(v)})
         if not ids:
             django_messages.error(request, "Select messages to replay first.")
             return redirect(_list_url(request))
