@@ -3,7 +3,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import random
 import re
 import secrets
 import threading
@@ -643,11 +642,9 @@ class RejectedAttempt(models.Model):
 
     @classmethod
     def record(cls, endpoint: Endpoint, **fields: Any) -> None:
+        # One INSERT and nothing else: the cap is enforced by the worker every minute
+        # (inbox.tasks.housekeeping), so a flood of refusals costs the receiver no deletes.
         cls.objects.create(endpoint=endpoint, preset=endpoint.auth, **fields)
-        # Trimming on every insert would double the writes of a flood; trimming now and
-        # then keeps the table within a few percent of the cap.
-        if random.random() < 0.05:  # noqa: S311 - not security-relevant
-            cls.trim(endpoint)
 
     @classmethod
     def trim(cls, endpoint: Endpoint) -> None:

@@ -21,12 +21,12 @@ from django_tasks_db.models import DBTaskResult
 
 from inbox import processing
 from inbox.filters import MessageFilter
-from inbox.models import BulkJob, Endpoint, JobStatus, Message, MessageQuerySet
+from inbox.models import BulkJob, Endpoint, JobStatus, Message, MessageQuerySet, RejectedAttempt
 
 logger = logging.getLogger("inbox.tasks")
 
 PURGE_INTERVAL = timedelta(days=1)
-RECOVERY_INTERVAL = timedelta(minutes=1)
+HOUSEKEEPING_INTERVAL = timedelta(minutes=1)
 # Bulk replays queue behind live traffic: a fresh delivery should not wait for a replay
 # of last month's messages.
 REPLAY_PRIORITY = -10
@@ -140,12 +140,16 @@ def schedule_daily_purge(force: bool = False) -> bool:
 
 
 @task()
-def recover_processing() -> list[int]:
-    """Every minute: close attempts a killed worker left open and requeue their messages."""
+def housekeeping() -> list[int]:
+    """Every minute: the processing recovery sweep (attempts a killed worker left open,
+    wake-ups that were lost), then each endpoint's cap on its rejected-attempt log."""
     try:
-        return list(processing.recover())
+        closed, requeued = processing.recover()
+        for endpoint in Endpoint.objects.all():
+            RejectedAttempt.trim(endpoint)
+        return [closed, requeued]
     finally:
-        _schedule(recover_processing, RECOVERY_INTERVAL)
+        _schedule(housekeeping, HOUSEKEEPING_INTERVAL)
 
 
 def schedule_periodic() -> list[str]:
@@ -153,8 +157,8 @@ def schedule_periodic() -> list[str]:
     queued = []
     if schedule_daily_purge():
         queued.append("daily purge")
-    if _schedule(recover_processing, timedelta(0)):
-        queued.append("processing recovery")
+    if _schedule(housekeeping, timedelta(0)):
+        queued.append("housekeeping")
     return queued
 
 

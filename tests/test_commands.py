@@ -173,19 +173,26 @@ def test_it_purges_rejected_attempts_with_the_endpoints_retention() -> None:
 
 
 def test_it_queues_every_periodic_task_once() -> None:
-    assert run("schedule_tasks") == "Queued: daily purge, processing recovery.\n"
+    assert run("schedule_tasks") == "Queued: daily purge, housekeeping.\n"
     assert run("schedule_tasks") == "Periodic tasks already queued.\n"
     assert sorted(DBTaskResult.objects.values_list("task_path", flat=True)) == [
+        "inbox.tasks.housekeeping",
         "inbox.tasks.purge_messages_daily",
-        "inbox.tasks.recover_processing",
     ]
 
 
-def test_it_runs_the_recovery_sweep_every_minute() -> None:
-    from inbox.tasks import recover_processing
+def test_it_runs_housekeeping_every_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inbox.models import RejectedAttempt
+    from inbox.tasks import housekeeping
 
-    assert recover_processing.call() == [0, 0]
-    waiting = DBTaskResult.objects.get(status="READY", task_path="inbox.tasks.recover_processing")
+    endpoint, _ = make_endpoint()
+    monkeypatch.setattr(RejectedAttempt, "CAP_PER_ENDPOINT", 5)
+    for _ in range(9):
+        RejectedAttempt.record(endpoint, status=403, reason="x")
+    assert RejectedAttempt.objects.count() == 9, "the receiver only inserts"
+    assert housekeeping.call() == [0, 0]
+    assert RejectedAttempt.objects.count() == 5
+    waiting = DBTaskResult.objects.get(status="READY", task_path="inbox.tasks.housekeeping")
     assert timezone.now() + timedelta(seconds=50) < waiting.run_after < timezone.now() + timedelta(seconds=70)
 
 

@@ -152,11 +152,14 @@ def test_it_never_stores_the_token_of_a_rejected_attempt(provider: Client) -> No
 
 def test_it_caps_rejected_attempts_per_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     endpoint, _ = make_endpoint()
+    other, _ = make_endpoint("other")
     monkeypatch.setattr(RejectedAttempt, "CAP_PER_ENDPOINT", 5)
     for _ in range(9):
         RejectedAttempt.objects.create(endpoint=endpoint, status=403, reason="x", preset="token")
+        RejectedAttempt.objects.create(endpoint=other, status=403, reason="x", preset="token")
     RejectedAttempt.trim(endpoint)
-    assert RejectedAttempt.objects.count() == 5
+    assert endpoint.rejected_attempts.count() == 5
+    assert other.rejected_attempts.count() == 9
 
 
 # --- Shell --------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from inbox.tasks import schedule_periodic
 
 class Command(BaseCommand):
     help = (
-        "Queue the worker's periodic tasks (daily retention purge, processing recovery sweep) unless they "
+        "Queue the worker's periodic tasks (daily retention purge, minutely housekeeping) unless they "
         "are already queued. Run it before starting workers; running it again is harmless."
     )
 
