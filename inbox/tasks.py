@@ -80,7 +80,7 @@ def replay(messages: MessageQuerySet, progress: Callable[[int], object] | None =
 def run_bulk_job(job_id: int) -> int:
     """Replay every message of a BulkJob, in keyset batches, recording progress."""
     job = BulkJob.objects.get(pk=job_id)
-    BulkJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    BulkJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, progressed_at=timezone.now())
     try:
         if job.ids:
             messages = Message.objects.filter(pk__in=job.ids)
@@ -91,7 +91,10 @@ def run_bulk_job(job_id: int) -> int:
             messages = filterset.qs
         total = messages.count()
         BulkJob.objects.filter(pk=job.pk).update(total=total)
-        done = replay(messages, progress=lambda n: BulkJob.objects.filter(pk=job.pk).update(done=n))
+        done = replay(
+            messages,
+            progress=lambda n: BulkJob.objects.filter(pk=job.pk).update(done=n, progressed_at=timezone.now()),
+        )
     except Exception as exc:
         BulkJob.objects.filter(pk=job.pk).update(
             status=JobStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
@@ -142,9 +145,17 @@ def schedule_daily_purge(force: bool = False) -> bool:
 @task()
 def housekeeping() -> list[int]:
     """Every minute: the processing recovery sweep (attempts a killed worker left open,
-    wake-ups that were lost), then each endpoint's cap on its rejected-attempt log."""
+    wake-ups that were lost), bulk jobs whose worker stopped, then each endpoint's cap on
+    its rejected-attempt log."""
     try:
         closed, requeued = processing.recover()
+        stalled = timezone.now() - timedelta(seconds=settings.INBOX_PROCESSING_LEASE_SECONDS)
+        BulkJob.objects.filter(status=JobStatus.RUNNING, progressed_at__lt=stalled).update(
+            status=JobStatus.FAILED,
+            finished_at=timezone.now(),
+            error="The worker stopped during this job. Messages replayed so far stay replayed; start it again "
+            "to replay the rest (those already done are processed once more).",
+        )
         for endpoint in Endpoint.objects.all():
             RejectedAttempt.trim(endpoint)
         return [closed, requeued]

@@ -182,7 +182,7 @@ def test_it_queues_every_periodic_task_once() -> None:
 
 
 def test_it_runs_housekeeping_every_minute(monkeypatch: pytest.MonkeyPatch) -> None:
-    from inbox.models import RejectedAttempt
+    from inbox.models import BulkJob, RejectedAttempt
     from inbox.tasks import housekeeping
 
     endpoint, _ = make_endpoint()
@@ -190,8 +190,13 @@ def test_it_runs_housekeeping_every_minute(monkeypatch: pytest.MonkeyPatch) -> N
     for _ in range(9):
         RejectedAttempt.record(endpoint, status=403, reason="x")
     assert RejectedAttempt.objects.count() == 9, "the receiver only inserts"
+    stalled = BulkJob.objects.create(status="running", progressed_at=timezone.now() - timedelta(minutes=10))
+    moving = BulkJob.objects.create(status="running")
     assert housekeeping.call() == [0, 0]
     assert RejectedAttempt.objects.count() == 5
+    assert BulkJob.objects.get(pk=stalled.pk).status == "failed"
+    assert "The worker stopped during this job" in BulkJob.objects.get(pk=stalled.pk).error
+    assert BulkJob.objects.get(pk=moving.pk).status == "running"
     waiting = DBTaskResult.objects.get(status="READY", task_path="inbox.tasks.housekeeping")
     assert timezone.now() + timedelta(seconds=50) < waiting.run_after < timezone.now() + timedelta(seconds=70)
 
