@@ -3,6 +3,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 
+from inbox import jsonpath
 from inbox.models import RECEIVER_METHODS, Endpoint, Message, MessageQuerySet, Status, Verification
 
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -12,7 +13,14 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
     """The message list's filters. Every value lives in the query string, so a filtered
     view is a URL that can be bookmarked, shared, exported and paged through."""
 
-    q = django_filters.CharFilter(method="search", label="Search body", max_length=200)
+    q = django_filters.CharFilter(method="search", label="Search body and headers", max_length=200)
+    json = django_filters.CharFilter(
+        method="json_path",
+        label="JSON path",
+        max_length=300,
+        validators=[jsonpath.parse],
+        widget=forms.TextInput(attrs={"placeholder": "data.object.status = paid"}),
+    )
     endpoint = django_filters.ModelChoiceFilter(queryset=Endpoint.objects.only("id", "name"), empty_label="Any")
     event_type = django_filters.CharFilter(label="Event type", max_length=200)
     method = django_filters.ChoiceFilter(choices=[(m, m) for m in RECEIVER_METHODS], empty_label="Any")
@@ -32,7 +40,10 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
 
     class Meta:
         model = Message
-        fields = ["q", "endpoint", "event_type", "method", "content_type", "verification", "status"]
+        fields = ["q", "json", "endpoint", "event_type", "method", "content_type", "verification", "status"]
 
     def search(self, queryset: MessageQuerySet, name: str, value: str) -> MessageQuerySet:
         return queryset.search(value) if value else queryset
+
+    def json_path(self, queryset: MessageQuerySet, name: str, value: str) -> MessageQuerySet:
+        return queryset.json_path(jsonpath.parse(value)) if value else queryset

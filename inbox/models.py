@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from inbox import handlers
 from inbox.forwarding import validate_destination_url
+from inbox.jsonpath import JsonPathQuery
 from inbox.verification import (
     PRESETS,
     Preset,
@@ -434,7 +435,13 @@ class MessageQuerySet(models.QuerySet["Message"]):
         ).order_by("received_at", "id")
 
     def search(self, text: str) -> MessageQuerySet:
-        return self.filter(body_text__icontains=text)
+        """Case-insensitive substring search over bodies and headers. PostgreSQL answers
+        it from trigram indexes (migration 0005); SQLite scans."""
+        return self.filter(models.Q(body_text__icontains=text) | models.Q(headers__icontains=text))
+
+    def json_path(self, query: JsonPathQuery) -> MessageQuerySet:
+        """Messages whose parsed JSON matches `query` (see inbox.jsonpath)."""
+        return query.apply(self)
 
     def start_replay(self) -> int:
         """Start a new processing round for every message here; the number of messages.
@@ -504,6 +511,8 @@ class Message(models.Model):
     # A worker holds the message until lease_until; a worker killed mid-attempt lets it
     # lapse and the recovery sweep hands the message to another.
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Shared by the team, like a shared mailbox: opening a message marks it read for all.
+    read = models.BooleanField(default=False)
 
     objects = MessageQuerySet.as_manager()
 
@@ -515,6 +524,7 @@ class Message(models.Model):
             models.Index(fields=["event_type"], name="message_event_type"),
             models.Index(fields=["status", "-received_at"], name="message_status_received"),
             models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"), name="message_pending_due"),
+            models.Index(fields=["-received_at", "-id"], condition=models.Q(read=False), name="message_unread"),
         ]
         constraints = [
             # NULL keys are distinct, so only deliveries that carry a key are deduplicated.
@@ -799,3 +809,38 @@ class BulkJob(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in (JobStatus.DONE, JobStatus.FAILED)
+
+
+# --- Audit ------------------------------------------------------------------------------------
+class AuditAction(models.TextChoices):
+    ENDPOINT_CREATED = "endpoint.created", "Endpoint created"
+    ENDPOINT_CHANGED = "endpoint.changed", "Endpoint changed"
+    ENDPOINT_DELETED = "endpoint.deleted", "Endpoint deleted"
+    SECRET_ROTATED = "endpoint.rotated", "Secret rotated"
+    TEST_SENT = "endpoint.test_sent", "Test event sent"
+    DESTINATION_ADDED = "destination.added", "Destination added"
+    DESTINATION_CHANGED = "destination.changed", "Destination changed"
+    DESTINATION_DELETED = "destination.deleted", "Destination deleted"
+    MESSAGES_DELETED = "messages.deleted", "Messages deleted"
+    MESSAGES_REPLAYED = "messages.replayed", "Messages replayed"
+    MESSAGES_MARKED = "messages.marked", "Messages marked"
+
+
+class AuditEntry(models.Model):
+    """Who changed what, when. Details name what changed, never a secret's value."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DB_SET_NULL)
+    # Kept as text too: the entry outlives the account.
+    username = models.CharField(max_length=150)
+    action = models.CharField(max_length=30, choices=AuditAction.choices)
+    endpoint = models.ForeignKey(Endpoint, null=True, blank=True, on_delete=models.DB_SET_NULL)
+    target = models.CharField(max_length=300, help_text="What was acted on, as shown then.")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.target}"
