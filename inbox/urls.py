@@ -8,6 +8,8 @@ app_name = "inbox"
 
 urlpatterns = [
     path("", views.message_list, name="message-list"),
+    path("messages/export.ndjson", views.export_ndjson, name="export-ndjson"),
+    path("messages/export.csv", views.export_csv, name="export-csv"),
     path("messages/<int:pk>/", views.message_detail, name="message-detail"),
     path("messages/<int:pk>/raw/", views.message_raw, name="message-raw"),
     path("messages/<int:pk>/delete/", views.message_delete, name="message-delete"),

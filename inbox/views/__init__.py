@@ -12,6 +12,7 @@ from inbox.views.endpoints import (
     endpoint_rotate,
     endpoint_send_test,
 )
+from inbox.views.export import export_csv, export_ndjson
 from inbox.views.messages import message_delete, message_detail, message_list, message_raw
 from inbox.views.processing import (
     destination_create,
@@ -33,6 +34,8 @@ __all__ = [
     "endpoint_list",
     "endpoint_rotate",
     "endpoint_send_test",
+    "export_csv",
+    "export_ndjson",
     "healthz",
     "job_detail",
     "message_delete",
