@@ -36,11 +36,12 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
         field_name="received_at", lookup_expr="lt", label="Received before", widget=DATETIME_INPUT
     )
     verification = django_filters.ChoiceFilter(choices=Verification.choices, empty_label="Any")
+    read = django_filters.BooleanFilter(label="Read", widget=forms.NullBooleanSelect)
     status = django_filters.ChoiceFilter(choices=Status.choices, empty_label="Any", label="Processing")
 
     class Meta:
         model = Message
-        fields = ["q", "json", "endpoint", "event_type", "method", "content_type", "verification", "status"]
+        fields = ["q", "json", "endpoint", "event_type", "method", "content_type", "verification", "status", "read"]
 
     def search(self, queryset: MessageQuerySet, name: str, value: str) -> MessageQuerySet:
         return queryset.search(value) if value else queryset

@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
@@ -33,6 +34,8 @@ from inbox.verification import (
     preset_choices,
     sample_request,
 )
+
+audit_logger = logging.getLogger("inbox.audit")
 
 RATE_RE = re.compile(r"^[1-9][0-9]{0,8}/(?:[1-9][0-9]{0,4})?[smhd]$")
 HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")
@@ -772,10 +775,17 @@ class JobStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class BulkJob(models.Model):
-    """A replay of many messages, run by the worker, its progress on a page of its own."""
+class BulkAction(models.TextChoices):
+    REPLAY = "replay", "Replay"
+    DELETE = "delete", "Delete"
+    MARK_READ = "mark_read", "Mark read"
+    MARK_UNREAD = "mark_unread", "Mark unread"
 
-    action = models.CharField(max_length=20, choices=[("replay", "Replay")], default="replay")
+
+class BulkJob(models.Model):
+    """An action on many messages, run by the worker, its progress on a page of its own."""
+
+    action = models.CharField(max_length=20, choices=BulkAction.choices, default=BulkAction.REPLAY)
     # Either the message list's query string (every message matching it) or chosen ids.
     query = models.TextField(blank=True)
     ids = models.JSONField(default=list, blank=True)
@@ -844,3 +854,29 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.target}"
+
+    @property
+    def details_text(self) -> list[tuple[str, str]]:
+        def text(value: Any) -> str:
+            if isinstance(value, bool):
+                return "yes" if value else "no"
+            if isinstance(value, list):
+                return ", ".join(map(str, value)) or "nothing"
+            return str(value)
+
+        return [(key.replace("_", " "), text(value)) for key, value in self.details.items()]
+
+    @classmethod
+    def record(
+        cls, user: Any, action: AuditAction, target: str, endpoint: Endpoint | None = None, **details: Any
+    ) -> AuditEntry:
+        entry = cls.objects.create(
+            user=user if getattr(user, "pk", None) else None,
+            username=user.get_username() if getattr(user, "pk", None) else "(system)",
+            action=action,
+            endpoint=endpoint if endpoint is not None and endpoint.pk else None,
+            target=target[:300],
+            details=details,
+        )
+        audit_logger.info("audit %s target=%r by user=%s", action, target[:100], entry.user_id)
+        return entry

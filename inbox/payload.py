@@ -7,6 +7,7 @@ payload content safe except Pygments' own escaped output.
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -22,6 +23,8 @@ from inbox.models import Message
 # and collapsed.
 HIGHLIGHT_LIMIT = 200 * 1024
 HEXDUMP_LIMIT = 4096
+# Bodies longer than this are compared on their first lines only.
+MAX_DIFF_LINES = 5000
 
 
 @dataclass
@@ -70,3 +73,48 @@ def body_view(message: Message) -> BodyView:
             return BodyView(kind="xml", text=text, large=True)
         return BodyView(kind="xml", highlighted=_highlight(text, XmlLexer()), text=text)
     return BodyView(kind="text", text=text, large=len(text) > HIGHLIGHT_LIMIT)
+
+
+@dataclass
+class DiffLine:
+    kind: str  # same, added, removed, skipped
+    text: str
+
+
+def comparable_text(message: Message) -> list[str]:
+    """The lines of a message that a comparison reads: metadata, headers, then the body
+    (JSON pretty-printed with sorted keys, so key order never shows as a change)."""
+    lines = [
+        f"endpoint: {message.endpoint.name}",
+        f"method: {message.method}",
+        f"event type: {message.event_type}",
+        f"content type: {message.content_type}",
+        f"query: {message.query_string}",
+        "",
+    ]
+    lines += [f"{name}: {value}" for name, value in sorted(message.headers.items())]
+    lines.append("")
+    if message.json is not None:
+        lines += json.dumps(message.json, indent=2, ensure_ascii=False, sort_keys=True).splitlines()
+    elif message.body_text is not None:
+        lines += message.body_text.splitlines()
+    else:
+        lines += hexdump(message.body).splitlines()
+    return lines[:MAX_DIFF_LINES]
+
+
+def compare(older: Message, newer: Message) -> list[DiffLine]:
+    """A unified diff with three lines of context; identical runs in between are skipped."""
+    before, after = comparable_text(older), comparable_text(newer)
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    result: list[DiffLine] = []
+    for group in matcher.get_grouped_opcodes(n=3):
+        if result:
+            result.append(DiffLine("skipped", "…"))
+        for op, i1, i2, j1, j2 in group:
+            if op == "equal":
+                result += [DiffLine("same", line) for line in before[i1:i2]]
+                continue
+            result += [DiffLine("removed", line) for line in before[i1:i2]]
+            result += [DiffLine("added", line) for line in after[j1:j2]]
+    return result

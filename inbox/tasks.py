@@ -21,7 +21,7 @@ from django_tasks_db.models import DBTaskResult
 
 from inbox import processing
 from inbox.filters import MessageFilter
-from inbox.models import BulkJob, Endpoint, JobStatus, Message, MessageQuerySet, RejectedAttempt
+from inbox.models import BulkAction, BulkJob, Endpoint, JobStatus, Message, MessageQuerySet, RejectedAttempt
 
 logger = logging.getLogger("inbox.tasks")
 
@@ -54,12 +54,12 @@ def ready_processing_tasks() -> bool:
     return DBTaskResult.objects.ready().filter(task_path=process_message.module_path).exists()
 
 
-def replay(messages: MessageQuerySet, progress: Callable[[int], object] | None = None) -> int:
-    """Start a new processing round for every message here and queue each one; how many.
-
-    In batches by id, newest first, each batch in one transaction: a replay of millions
-    never holds them in memory, and a batch is either fully queued or not at all.
-    """
+def in_batches(
+    messages: MessageQuerySet, apply: Callable[[list[int]], object], progress: Callable[[int], object] | None = None
+) -> int:
+    """Apply `apply` to the ids of `messages`, BULK_BATCH at a time, newest first, each
+    batch in one transaction; how many. A bulk action over millions never holds them in
+    memory, never locks more than a batch, and a batch is done entirely or not at all."""
     done, last_pk = 0, None
     while True:
         batch = messages.order_by("-pk") if last_pk is None else messages.filter(pk__lt=last_pk).order_by("-pk")
@@ -67,18 +67,35 @@ def replay(messages: MessageQuerySet, progress: Callable[[int], object] | None =
         if not ids:
             return done
         with transaction.atomic():
-            Message.objects.filter(pk__in=ids).start_replay()
-            for pk in ids:
-                process_message.using(priority=REPLAY_PRIORITY).enqueue(pk)
+            apply(ids)
         done += len(ids)
         last_pk = ids[-1]
         if progress is not None:
             progress(done)
 
 
+def _replay_ids(ids: list[int]) -> None:
+    Message.objects.filter(pk__in=ids).start_replay()
+    for pk in ids:
+        process_message.using(priority=REPLAY_PRIORITY).enqueue(pk)
+
+
+BULK_ACTIONS: dict[str, Callable[[list[int]], object]] = {
+    BulkAction.REPLAY: _replay_ids,
+    BulkAction.DELETE: lambda ids: Message.objects.filter(pk__in=ids).delete(),
+    BulkAction.MARK_READ: lambda ids: Message.objects.filter(pk__in=ids).update(read=True),
+    BulkAction.MARK_UNREAD: lambda ids: Message.objects.filter(pk__in=ids).update(read=False),
+}
+
+
+def replay(messages: MessageQuerySet, progress: Callable[[int], object] | None = None) -> int:
+    """Start a new processing round for every message here and queue each one; how many."""
+    return in_batches(messages, _replay_ids, progress)
+
+
 @task()
 def run_bulk_job(job_id: int) -> int:
-    """Replay every message of a BulkJob, in keyset batches, recording progress."""
+    """Apply a BulkJob's action to each of its messages, in batches, recording progress."""
     job = BulkJob.objects.get(pk=job_id)
     BulkJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, progressed_at=timezone.now())
     try:
@@ -91,8 +108,9 @@ def run_bulk_job(job_id: int) -> int:
             messages = filterset.qs
         total = messages.count()
         BulkJob.objects.filter(pk=job.pk).update(total=total)
-        done = replay(
+        done = in_batches(
             messages,
+            BULK_ACTIONS[job.action],
             progress=lambda n: BulkJob.objects.filter(pk=job.pk).update(done=n, progressed_at=timezone.now()),
         )
     except Exception as exc:
@@ -101,7 +119,7 @@ def run_bulk_job(job_id: int) -> int:
         )
         raise
     BulkJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE, finished_at=timezone.now(), total=done)
-    logger.info("bulk replay id=%s queued %s messages", job.pk, done)
+    logger.info("bulk job id=%s action=%s done on %s messages", job.pk, job.action, done)
     return done
 
 

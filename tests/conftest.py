@@ -7,12 +7,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
 from inbox.models import Endpoint, Message, forget_endpoint
+from inbox.permissions import MANAGERS, VIEWERS
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +61,25 @@ def csrf_post(client: Client, url: str, data: dict[str, Any] | None = None, **ex
 
 @pytest.fixture
 def staff(db: None) -> User:
-    return User.objects.create_user("staff", password="correct horse battery", is_staff=True)
+    """Staff who manage endpoints and messages (the "Inbox managers" group)."""
+    user = User.objects.create_user("staff", password="correct horse battery", is_staff=True)
+    user.groups.add(Group.objects.get(name=MANAGERS))
+    return user
+
+
+@pytest.fixture
+def viewer(db: None) -> User:
+    """Staff who may look but not change anything (the "Inbox viewers" group)."""
+    user = User.objects.create_user("viewer", password="correct horse battery", is_staff=True)
+    user.groups.add(Group.objects.get(name=VIEWERS))
+    return user
+
+
+@pytest.fixture
+def viewer_client(viewer: User) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(viewer)
+    return client
 
 
 @pytest.fixture

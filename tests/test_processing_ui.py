@@ -82,7 +82,7 @@ def test_it_filters_the_list_by_processing_status(staff_client: Client, django_a
     make_message(endpoint, body=b'{"type": "processed.one"}', status="processed", attempts=1)
     make_message(endpoint, body=b'{"type": "skipped.one"}')
 
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(6):
         response = staff_client.get("/?status=failed")
     page = response.content.decode()
     assert "failed.one" in page
@@ -154,7 +154,7 @@ def test_it_replays_a_selection_in_the_background(staff_client: Client, catcher:
     chosen = [make_message(endpoint, status="failed") for _ in range(3)]
     untouched = make_message(endpoint, status="failed")
 
-    response = csrf_post(staff_client, "/messages/replay/", {"ids": [m.pk for m in chosen]})
+    response = csrf_post(staff_client, "/messages/bulk/", {"ids": [m.pk for m in chosen], "action": "replay"})
     job = BulkJob.objects.get()
     assert response.status_code == 302
     assert response["Location"] == f"/jobs/{job.pk}/"
@@ -179,7 +179,9 @@ def test_it_replays_every_message_matching_the_filter(staff_client: Client, catc
     make_message(endpoint, status="processed")
     make_message(other, status="failed")
 
-    response = csrf_post(staff_client, f"/messages/replay/?endpoint={endpoint.pk}&status=failed", {"all": "1"})
+    response = csrf_post(
+        staff_client, f"/messages/bulk/?endpoint={endpoint.pk}&status=failed", {"action": "replay_all"}
+    )
     job = BulkJob.objects.get()
     assert job.query == f"endpoint={endpoint.pk}&status=failed"
     progress = staff_client.get(response["Location"], headers={"HX-Request": "true"}).content.decode()
@@ -195,7 +197,7 @@ def test_it_replays_every_message_matching_the_filter(staff_client: Client, catc
 
 
 def test_it_refuses_a_replay_without_a_selection(staff_client: Client) -> None:
-    response = csrf_post(staff_client, "/messages/replay/?status=failed", {})
+    response = csrf_post(staff_client, "/messages/bulk/?status=failed", {"action": "replay"})
     assert response.status_code == 302
     assert response["Location"] == "/?status=failed"
     assert not BulkJob.objects.exists()
@@ -206,7 +208,7 @@ def test_it_keeps_replays_for_staff(outsider: User, client: Client) -> None:
     message = make_message(endpoint)
     client.force_login(outsider)
     assert client.post(f"/messages/{message.pk}/replay/").status_code == 403
-    assert client.post("/messages/replay/", {"all": "1"}).status_code == 403
+    assert client.post("/messages/bulk/", {"action": "replay_all"}).status_code == 403
     assert Client().post(f"/messages/{message.pk}/replay/").status_code == 302  # to the login page
     message.refresh_from_db()
     assert message.replays == 0
@@ -300,7 +302,7 @@ def test_it_never_shows_a_token_in_a_destination_path(staff_client: Client) -> N
 
 @pytest.mark.parametrize("value", ["\u00b2", "9" * 5000, "-1"])
 def test_it_ignores_ids_that_are_not_message_ids(staff_client: Client, value: str) -> None:
-    response = csrf_post(staff_client, "/messages/replay/", {"ids": value, "selected": "1"})
+    response = csrf_post(staff_client, "/messages/bulk/", {"ids": value, "action": "replay"})
     assert response.status_code == 302
     assert not BulkJob.objects.exists()
 

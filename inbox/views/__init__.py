@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inbox.views.common import healthz, rate_limited, staff_required
+from inbox.views.common import audit_list, healthz, rate_limited, staff_required
 from inbox.views.endpoints import (
     endpoint_create,
     endpoint_delete,
@@ -13,17 +13,18 @@ from inbox.views.endpoints import (
     endpoint_send_test,
 )
 from inbox.views.export import export_csv, export_ndjson
-from inbox.views.messages import message_delete, message_detail, message_list, message_raw
+from inbox.views.messages import message_compare, message_delete, message_detail, message_list, message_raw
 from inbox.views.processing import (
     destination_create,
     destination_delete,
     destination_edit,
     job_detail,
     message_replay,
-    messages_replay,
+    messages_bulk,
 )
 
 __all__ = [
+    "audit_list",
     "destination_create",
     "destination_delete",
     "destination_edit",
@@ -38,12 +39,13 @@ __all__ = [
     "export_ndjson",
     "healthz",
     "job_detail",
+    "message_compare",
     "message_delete",
     "message_detail",
     "message_list",
     "message_raw",
     "message_replay",
-    "messages_replay",
+    "messages_bulk",
     "rate_limited",
     "staff_required",
 ]

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
 from inbox.filters import MessageFilter
-from inbox.models import Endpoint, Message
+from inbox.models import AuditEntry, Endpoint, Message
 
 logger = logging.getLogger("inbox.views")
 
@@ -64,6 +64,30 @@ def query_without(request: HttpRequest, *names: str) -> str:
     for name in names:
         query.pop(name, None)
     return query.urlencode()
+
+
+# --- Audit log ----------------------------------------------------------------------------
+AUDIT_PAGE = 100
+
+
+@require_GET
+@staff_required
+def audit_list(request: HttpRequest) -> HttpResponse:
+    """Who changed what, when: newest first, AUDIT_PAGE a page, by endpoint if asked."""
+    entries = AuditEntry.objects.select_related("endpoint")
+    endpoint = None
+    if (endpoint_id := request.GET.get("endpoint", "")).isascii() and endpoint_id.isdigit():
+        endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
+        entries = entries.filter(endpoint_id=endpoint_id)
+    if (before := request.GET.get("before", "")).isascii() and before.isdigit():
+        entries = entries.filter(pk__lt=before)
+    page = list(entries.order_by("-pk")[: AUDIT_PAGE + 1])
+    context = {
+        "entries": page[:AUDIT_PAGE],
+        "older": page[AUDIT_PAGE - 1].pk if len(page) > AUDIT_PAGE else None,
+        "endpoint": endpoint,
+    }
+    return render(request, "inbox/audit_list.html", context)
 
 
 # --- Health -------------------------------------------------------------------------------

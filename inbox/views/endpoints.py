@@ -15,7 +15,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from inbox import handlers, stats
 from inbox.forms import EndpointForm, RotateForm
-from inbox.models import Endpoint, Message
+from inbox.models import AuditAction, AuditEntry, Endpoint, Message
+from inbox.permissions import needs
 from inbox.tasks import send_test_webhook
 from inbox.views.common import get_endpoint, staff_required
 
@@ -62,6 +63,7 @@ def _secret_page(
 
 @require_http_methods(["GET", "POST"])
 @staff_required
+@needs("inbox.add_endpoint")
 def endpoint_create(request: HttpRequest) -> HttpResponse:
     form = EndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -70,7 +72,7 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
         endpoint.scheme_options = form.scheme_options()
         shown = endpoint.set_secret(form.cleaned_data["secret"] or None)
         endpoint.save()
-        logger.info("endpoint created id=%s preset=%s by user=%s", endpoint.pk, endpoint.auth, request.user.pk)
+        AuditEntry.record(request.user, AuditAction.ENDPOINT_CREATED, endpoint.name, endpoint, preset=endpoint.auth)
         # Rendered, not redirected: the secret is shown in this response and stored nowhere.
         return _secret_page(request, endpoint, shown, status=201)
     return render(request, "inbox/endpoint_form.html", {"form": form})
@@ -84,8 +86,10 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @staff_required
+@needs("inbox.change_endpoint")
 def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
+    options_before = dict(endpoint.scheme_options)
     form = EndpointForm(request.POST or None, instance=endpoint)
     if request.method == "POST" and form.is_valid():
         endpoint = form.save(commit=False)
@@ -96,7 +100,18 @@ def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
             shown = endpoint.set_secret(form.cleaned_data["secret"] or None)
             endpoint.previous_expires_at = None
         endpoint.save()
-        logger.info("endpoint changed id=%s by user=%s", endpoint.pk, request.user.pk)
+        # Field names only: a pasted secret's value never reaches the log.
+        changed = sorted(name for name in form.changed_data if name in EndpointForm.Meta.fields)
+        if endpoint.scheme_options != options_before:
+            changed.append("scheme_options")
+        AuditEntry.record(
+            request.user,
+            AuditAction.ENDPOINT_CHANGED,
+            endpoint.name,
+            endpoint,
+            changed=changed,
+            secret_replaced=bool(shown),
+        )
         if shown:
             return _secret_page(request, endpoint, shown)
         return redirect(endpoint)
@@ -105,6 +120,7 @@ def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @staff_required
+@needs("inbox.change_endpoint")
 def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
     if endpoint.secret_kind == "none":
@@ -113,28 +129,38 @@ def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         grace = timedelta(hours=form.cleaned_data["grace_hours"])
         shown = endpoint.rotate_secret(form.cleaned_data["secret"] or None, grace=grace)
-        logger.info("endpoint secret rotated id=%s by user=%s", endpoint.pk, request.user.pk)
+        AuditEntry.record(
+            request.user,
+            AuditAction.SECRET_ROTATED,
+            endpoint.name,
+            endpoint,
+            grace_hours=form.cleaned_data["grace_hours"],
+            pasted=bool(form.cleaned_data["secret"]),
+        )
         return _secret_page(request, endpoint, shown)
     return render(request, "inbox/endpoint_rotate.html", {"form": form, "endpoint": endpoint})
 
 
 @require_POST
 @staff_required
+@needs("inbox.change_endpoint")
 def endpoint_send_test(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
     if not endpoint.can_sign_tests:
         return redirect(endpoint)
     send_test_webhook.enqueue(endpoint.pk)
+    AuditEntry.record(request.user, AuditAction.TEST_SENT, endpoint.name, endpoint)
     django_messages.success(request, "Test event queued: the worker signs it and posts it to the receiver URL.")
     return redirect(endpoint)
 
 
 @require_http_methods(["GET", "POST"])
 @staff_required
+@needs("inbox.delete_endpoint")
 def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
     if request.method == "POST":
+        AuditEntry.record(request.user, AuditAction.ENDPOINT_DELETED, endpoint.name, endpoint, id=endpoint.pk)
         endpoint.delete()
-        logger.info("endpoint deleted id=%s by user=%s", pk, request.user.pk)
         return redirect("inbox:endpoint-list")
     return render(request, "inbox/endpoint_confirm_delete.html", {"endpoint": endpoint})

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qsl
 
-from django.http import HttpRequest, HttpResponse
+from django.contrib import messages as django_messages
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from inbox.models import Message
-from inbox.payload import body_view
+from inbox.models import AuditAction, AuditEntry, Message
+from inbox.payload import body_view, compare
+from inbox.permissions import needs
 from inbox.views.common import HtmxHttpRequest, filtered_messages, query_without, staff_required
 
 logger = logging.getLogger("inbox.views")
@@ -64,6 +66,9 @@ def message_list(request: HtmxHttpRequest) -> HttpResponse:
 @staff_required
 def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message.objects.select_related("endpoint"), pk=pk)
+    if not message.read:
+        # Opening a message reads it for the whole team, like a shared mailbox.
+        Message.objects.filter(pk=message.pk).update(read=True)
     filterset = filtered_messages(request)
     newer = older = None
     if filterset.is_valid():
@@ -94,9 +99,27 @@ def message_raw(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @staff_required
+@needs("inbox.delete_message")
 def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message, pk=pk)
     message.delete()
-    logger.info("message deleted id=%s by user=%s", pk, request.user.pk)
+    AuditEntry.record(request.user, AuditAction.MESSAGES_DELETED, f"message #{pk}", message.endpoint)
     query = query_without(request, "before", "after")
     return redirect(f"/?{query}" if query else "/")
+
+
+@require_GET
+@staff_required
+def message_compare(request: HttpRequest) -> HttpResponse:
+    """Two messages side by side: a line diff of their metadata, headers and bodies."""
+    ids = [int(v) for v in request.GET.getlist("ids") if v.isascii() and v.isdigit() and len(v) < 19][:2]
+    if len(ids) != 2:
+        django_messages.error(request, "Select exactly two messages to compare.")
+        query = query_without(request, "ids", "before", "after", "csrfmiddlewaretoken")
+        return redirect("/" + (f"?{query}" if query else ""))
+    found = Message.objects.select_related("endpoint").in_bulk(ids)
+    if len(found) != 2:
+        raise Http404
+    older, newer = sorted(found.values(), key=lambda m: (m.received_at, m.pk))
+    context = {"older": older, "newer": newer, "diff": compare(older, newer)}
+    return render(request, "inbox/message_compare.html", context)

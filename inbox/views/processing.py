@@ -1,18 +1,21 @@
-"""Processing in the dashboard: forwarding destinations, replays, and bulk replay jobs."""
+"""Processing in the dashboard: forwarding destinations, replays, and bulk actions."""
 
 from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from django.contrib import messages as django_messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from inbox.forms import DestinationForm
-from inbox.models import BulkJob, Destination, Message
-from inbox.tasks import enqueue_processing, run_bulk_job
+from inbox.models import AuditAction, AuditEntry, BulkAction, BulkJob, Destination, Message
+from inbox.permissions import needs
+from inbox.tasks import BULK_ACTIONS, enqueue_processing, in_batches, run_bulk_job
 from inbox.views.common import HtmxHttpRequest, filtered_messages, get_endpoint, query_without, staff_required
 
 logger = logging.getLogger("inbox.views")
@@ -25,26 +28,34 @@ MESSAGE_ID = re.compile(r"[0-9]{1,18}")
 # --- Destinations -----------------------------------------------------------------------------
 @require_http_methods(["GET", "POST"])
 @staff_required
+@needs("inbox.change_endpoint")
 def destination_create(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
     form = DestinationForm(request.POST or None, instance=Destination(endpoint=endpoint))
     if request.method == "POST" and form.is_valid():
         destination = form.save()
         django_messages.success(request, f"Messages are now forwarded to {destination.display_url}.")
-        logger.info("destination added id=%s endpoint=%s by user=%s", destination.pk, endpoint.pk, request.user.pk)
+        AuditEntry.record(request.user, AuditAction.DESTINATION_ADDED, destination.display_url, endpoint)
         return redirect(endpoint)
     return render(request, "inbox/destination_form.html", {"form": form, "endpoint": endpoint})
 
 
 @require_http_methods(["GET", "POST"])
 @staff_required
+@needs("inbox.change_endpoint")
 def destination_edit(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(Destination.objects.select_related("endpoint"), pk=pk)
     form = DestinationForm(request.POST or None, instance=destination)
     if request.method == "POST" and form.is_valid():
         form.save()
         django_messages.success(request, "Destination saved.")
-        logger.info("destination changed id=%s by user=%s", destination.pk, request.user.pk)
+        AuditEntry.record(
+            request.user,
+            AuditAction.DESTINATION_CHANGED,
+            destination.display_url,
+            destination.endpoint,
+            changed=sorted(form.changed_data),
+        )
         return redirect(destination.endpoint)
     context = {"form": form, "endpoint": destination.endpoint, "destination": destination}
     return render(request, "inbox/destination_form.html", context)
@@ -52,22 +63,24 @@ def destination_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @staff_required
+@needs("inbox.change_endpoint")
 def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(Destination.objects.select_related("endpoint"), pk=pk)
     endpoint = destination.endpoint
     destination.delete()
-    logger.info("destination deleted id=%s by user=%s", pk, request.user.pk)
+    AuditEntry.record(request.user, AuditAction.DESTINATION_DELETED, destination.display_url, endpoint)
     return redirect(endpoint)
 
 
 # --- Replay -------------------------------------------------------------------------------------
 @require_POST
 @staff_required
+@needs("inbox.change_message")
 def message_replay(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message.objects.select_related("endpoint"), pk=pk)
     Message.objects.filter(pk=message.pk).start_replay()
     enqueue_processing(message.pk)
-    logger.info("message replay id=%s by user=%s", message.pk, request.user.pk)
+    AuditEntry.record(request.user, AuditAction.MESSAGES_REPLAYED, f"message #{message.pk}", message.endpoint)
     if message.endpoint.has_work(message.event_type):
         django_messages.success(request, f"Message #{message.pk} queued for processing again.")
     else:
@@ -78,30 +91,67 @@ def message_replay(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @staff_required
-def messages_replay(request: HttpRequest) -> HttpResponse:
-    """Replay the chosen messages (`ids`), or every message matching the list's filter
-    (`all=1` with the filter in the query string), as a background job."""
-    job = BulkJob()
+def messages_bulk(request: HttpRequest) -> HttpResponse:
+    """A bulk action (`action`: replay, delete, mark_read, mark_unread) on the chosen
+    messages (`ids`), or, with `_all` after the action, on every message matching the
+    list's filter (in the query string). Whole filters, and replays, run as background
+    jobs with a progress page; a selection is deleted or marked at once."""
+    requested = request.POST.get("action", "")
+    scope = "all" if requested.endswith("_all") else "selected"
+    if requested.removesuffix("_all") not in BulkAction.values:
+        django_messages.error(request, "Choose an action.")
+        return redirect(_list_url(request))
+    action = BulkAction(requested.removesuffix("_all"))
+    permission = "inbox.delete_message" if action == BulkAction.DELETE else "inbox.change_message"
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+    job = BulkJob(action=action)
     job.created_by = request.user  # type: ignore[assignment]  # staff_required: a real user
-    if request.POST.get("all") == "1":
+    label = action.label.lower()
+    if scope == "all":
         filterset = filtered_messages(request)
         if not filterset.is_valid():
-            django_messages.error(request, "The filter is not valid; nothing was replayed.")
+            django_messages.error(request, f"The filter is not valid; nothing was {_past(action)}.")
             return redirect("inbox:message-list")
         job.query = query_without(request, "before", "after")
     else:
         ids = sorted({int(v) for v in request.POST.getlist("ids") if MESSAGE_ID.fullmatch(v)})
         if not ids:
-            django_messages.error(request, "Select messages to replay first.")
+            django_messages.error(request, f"Select messages to {label} first.")
             return redirect(_list_url(request))
         if len(ids) > MAX_SELECTION:
-            django_messages.error(request, f"Select at most {MAX_SELECTION} messages, or replay the whole filter.")
+            django_messages.error(request, f"Select at most {MAX_SELECTION} messages, or act on the whole filter.")
             return redirect(_list_url(request))
         job.ids = ids
+    target = f"{len(job.ids)} selected messages" if job.ids else f"messages matching ?{job.query}"
+    details: dict[str, Any] = {}
+    if AUDIT_ACTIONS[action] == AuditAction.MESSAGES_MARKED:
+        details["read"] = action == BulkAction.MARK_READ
+    entry = AuditEntry.record(request.user, AUDIT_ACTIONS[action], target, None, **details)
+    if job.ids and action != BulkAction.REPLAY:
+        # A page's worth is done at once; the worker is for whole filters and replays.
+        done = in_batches(Message.objects.filter(pk__in=job.ids), BULK_ACTIONS[action])
+        django_messages.success(request, f"{done} message{'s' if done != 1 else ''} {_past(action)}.")
+        return redirect(_list_url(request))
     job.save()
+    entry.details["bulk_job"] = job.pk
+    entry.save(update_fields=["details"])
     run_bulk_job.enqueue(job.pk)
-    logger.info("bulk replay id=%s queued by user=%s", job.pk, request.user.pk)
     return redirect(job)
+
+
+AUDIT_ACTIONS = {
+    BulkAction.REPLAY: AuditAction.MESSAGES_REPLAYED,
+    BulkAction.DELETE: AuditAction.MESSAGES_DELETED,
+    BulkAction.MARK_READ: AuditAction.MESSAGES_MARKED,
+    BulkAction.MARK_UNREAD: AuditAction.MESSAGES_MARKED,
+}
+
+
+def _past(action: str) -> str:
+    return {"replay": "replayed", "delete": "deleted", "mark_read": "marked read", "mark_unread": "marked unread"}[
+        action
+    ]
 
 
 def _list_url(request: HttpRequest) -> str:
