@@ -8,6 +8,7 @@ app_name = "inbox"
 
 urlpatterns = [
     path("", views.message_list, name="message-list"),
+    path("messages/new/", views.message_list_new, name="message-list-new"),
     path("messages/export.ndjson", views.export_ndjson, name="export-ndjson"),
     path("messages/export.csv", views.export_csv, name="export-csv"),
     path("messages/<int:pk>/", views.message_detail, name="message-detail"),

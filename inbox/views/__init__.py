@@ -13,7 +13,14 @@ from inbox.views.endpoints import (
     endpoint_send_test,
 )
 from inbox.views.export import export_csv, export_ndjson
-from inbox.views.messages import message_compare, message_delete, message_detail, message_list, message_raw
+from inbox.views.messages import (
+    message_compare,
+    message_delete,
+    message_detail,
+    message_list,
+    message_list_new,
+    message_raw,
+)
 from inbox.views.processing import (
     destination_create,
     destination_delete,
@@ -43,6 +50,7 @@ __all__ = [
     "message_delete",
     "message_detail",
     "message_list",
+    "message_list_new",
     "message_raw",
     "message_replay",
     "messages_bulk",

@@ -48,7 +48,10 @@ def message_list(request: HtmxHttpRequest) -> HttpResponse:
         if messages and has_newer:
             newer_cursor = messages[0].cursor
     base_query = query_without(request, "before", "after")
+    newest_first_page = filterset.is_valid() and "before" not in request.GET and "after" not in request.GET
     context = {
+        # Live updates poll for what is newer than the top row, on the first page only.
+        "live_since": (messages[0].cursor if messages else "0_0") if newest_first_page else None,
         "filter": filterset,
         "messages_page": messages,
         "older_cursor": older_cursor,
@@ -123,3 +126,28 @@ def message_compare(request: HttpRequest) -> HttpResponse:
     older, newer = sorted(found.values(), key=lambda m: (m.received_at, m.pk))
     context = {"older": older, "newer": newer, "diff": compare(older, newer)}
     return render(request, "inbox/message_compare.html", context)
+
+
+@require_GET
+@staff_required
+def message_list_new(request: HttpRequest) -> HttpResponse:
+    """Live updates: the list's rows newer than `since`, for htmx to put on top (204: none)."""
+    filterset = filtered_messages(request)
+    since = Message.parse_cursor(request.GET.get("since", ""))
+    if not filterset.is_valid() or since is None:
+        return HttpResponse(status=204)
+    rows = list(filterset.qs.for_list().newer_than(*since)[:PAGE_SIZE])
+    if not rows:
+        return HttpResponse(status=204)
+    if request.GET.get("empty") == "1":
+        # The page has no table to add rows to yet: show the first messages by reloading it.
+        response = HttpResponse(status=200)
+        response["HX-Refresh"] = "true"
+        return response
+    context = {
+        "rows": rows[::-1],
+        "live_since": rows[-1].cursor,
+        "base_query": query_without(request, "before", "after", "since", "empty"),
+        "messages_page": True,
+    }
+    return render(request, "inbox/message_list.html#live", context)

@@ -45,3 +45,70 @@ document.addEventListener("change", (event) => {
     box.checked = event.target.checked;
   }
 });
+
+// Live updates pause while the filter form is being edited: a poll would otherwise add
+// rows that the filter about to be applied may not want. htmx's own trigger filters need
+// eval, which the Content-Security-Policy forbids, so the pause is an event handler here.
+let editingFilters = false;
+document.addEventListener("input", (event) => {
+  if (event.target.closest("form.filters")) setPaused(true);
+});
+document.addEventListener("submit", (event) => {
+  if (event.target.matches("form.filters")) setPaused(false);
+});
+document.addEventListener("click", (event) => {
+  if (event.target.closest("form.filters a")) setPaused(false);  // Reset
+});
+function setPaused(paused) {
+  editingFilters = paused;
+  const live = document.getElementById("live");
+  if (live) live.classList.toggle("paused", paused);
+}
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (event.detail.elt.id === "live" && editingFilters) event.preventDefault();
+});
+document.addEventListener("htmx:afterSwap", () => setPaused(editingFilters));
+
+// Keyboard: j / k move through the list (Enter or o opens), x ticks the row, / searches.
+// On a message page j / k go to the older / newer message.
+function rows() {
+  return Array.from(document.querySelectorAll("#rows tr"));
+}
+function moveCursor(step) {
+  const all = rows();
+  if (!all.length) return;
+  const current = all.findIndex((row) => row.classList.contains("cursor"));
+  const next = Math.max(0, Math.min(all.length - 1, current === -1 ? 0 : current + step));
+  all.forEach((row) => row.classList.remove("cursor"));
+  all[next].classList.add("cursor");
+  all[next].scrollIntoView({ block: "nearest" });
+}
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const typing = event.target.closest("input, textarea, select, [contenteditable]");
+  if (typing) {
+    if (event.key === "Escape") event.target.blur();
+    return;
+  }
+  const cursor = document.querySelector("#rows tr.cursor");
+  if (event.key === "/") {
+    const search = document.getElementById("id_q");
+    if (search) {
+      event.preventDefault();
+      search.focus();
+      search.select();
+    }
+  } else if (event.key === "j" || event.key === "k") {
+    if (document.getElementById("rows")) {
+      moveCursor(event.key === "j" ? 1 : -1);
+    } else {
+      const link = document.querySelector(event.key === "j" ? 'a[rel="next"]' : 'a[rel="prev"]');
+      if (link) link.click();
+    }
+  } else if ((event.key === "Enter" || event.key === "o") && cursor) {
+    cursor.querySelector("td.when a").click();
+  } else if (event.key === "x" && cursor) {
+    const box = cursor.querySelector("input[type=checkbox]");
+    if (box) box.checked = !box.checked;
+  }
+});
