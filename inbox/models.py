@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
+from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
 
@@ -358,6 +359,17 @@ class Endpoint(models.Model):
             or handlers.handlers_for(self.name, event_type)
             or handlers.message_received.has_listeners(Message)
         )
+
+    def hourly_counts(self, since: datetime) -> dict[datetime, int]:
+        """{hour: messages received} since `since`, from the (endpoint, received_at) index."""
+        rows = (
+            self.messages.filter(received_at__gte=since)
+            .annotate(hour=TruncHour("received_at"))
+            .order_by()
+            .values_list("hour")
+            .annotate(count=models.Count("id"))
+        )
+        return {hour: count for hour, count in rows}
 
     def failure_rate(self, since: datetime) -> tuple[int, int]:
         """(failed, finished) processing attempts since `since`."""

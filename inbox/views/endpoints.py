@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.contrib import messages as django_messages
 from django.db.models import OuterRef, Subquery
@@ -13,7 +14,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inbox import handlers, stats
+from inbox import charts, handlers, stats
 from inbox.forms import EndpointForm, RotateForm
 from inbox.models import AuditAction, AuditEntry, Endpoint, Message
 from inbox.permissions import needs
@@ -52,6 +53,7 @@ def _secret_page(
         "handlers": handlers.registered_for(endpoint.name),
         "signal_listeners": handlers.message_received.has_listeners(Message),
         "failures": endpoint.failure_rate(since=timezone.now() - timedelta(hours=24)),
+        **_overview(request, endpoint),
     }
     response = render(request, "inbox/endpoint_detail.html", context, status=status)
     if shown:
@@ -59,6 +61,27 @@ def _secret_page(
         add_never_cache_headers(response)
         response["Cache-Control"] += ", no-store"
     return response
+
+
+PERIODS = {"day": 24, "week": 24 * 7}
+
+
+def _overview(request: HttpRequest, endpoint: Endpoint) -> dict[str, Any]:
+    """Messages per hour over the chosen period as a chart, and what happened to them."""
+    period = request.GET.get("period", "day")
+    period = period if period in PERIODS else "day"
+    hours = PERIODS[period]
+    now = timezone.now()
+    since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    series = charts.hourly_series(endpoint.hourly_counts(since), hours, now)
+    received = sum(count for _, count in series)
+    return {
+        "period": period,
+        "chart": charts.bar_chart(series, f"Messages per hour, last {period}: {received} in all"),
+        "received": received,
+        "failed": endpoint.messages.filter(received_at__gte=since, status="failed").count(),
+        "last_received": endpoint.messages.newest_first().values_list("received_at", flat=True).first(),
+    }
 
 
 @require_http_methods(["GET", "POST"])
