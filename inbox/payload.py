@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import shlex
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import JsonLexer, XmlLexer
 
-from inbox.models import Message
+from inbox.models import REDACTED, Message
 
 # Above this size highlighting costs more than it helps; the document is shown plain
 # and collapsed.
@@ -118,3 +122,77 @@ def compare(older: Message, newer: Message) -> list[DiffLine]:
             result += [DiffLine("removed", line) for line in before[i1:i2]]
             result += [DiffLine("added", line) for line in after[j1:j2]]
     return result
+
+
+# --- JSON tree -----------------------------------------------------------------------------
+TREE_NODE_LIMIT = 5000
+CURL_SKIPPED_HEADERS = frozenset(
+    {"host", "content-length", "connection", "accept-encoding", "transfer-encoding", "expect"}
+)
+
+
+def json_tree(value: Any) -> SafeString | None:
+    """The parsed JSON as nested, collapsible lists. Each key carries its path in the
+    syntax of the list's JSON path filter (`data.items.0.sku`), for the copy buttons.
+    Every key and value is escaped by format_html; None when the document is too big."""
+    budget = [TREE_NODE_LIMIT]
+
+    def node(item: Any, path: str) -> SafeString:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooBig
+        if isinstance(item, dict):
+            return _container("{", "}", [(str(k), f"{path}.{k}" if path else str(k), v) for k, v in item.items()])
+        if isinstance(item, list):
+            return _container("[", "]", [(str(i), f"{path}.{i}" if path else str(i), v) for i, v in enumerate(item)])
+        kind = "null" if item is None else "bool" if isinstance(item, bool) else type(item).__name__
+        return format_html('<span class="jv jv-{}">{}</span>', kind, json.dumps(item, ensure_ascii=False))
+
+    def _container(open_: str, close: str, children: list[tuple[str, str, Any]]) -> SafeString:
+        if not children:
+            return format_html('<span class="jv">{}{}</span>', open_, close)
+        items = format_html_join(
+            "",
+            '<li><button type="button" class="jk" data-path="{}" title="Copy the path {}">{}</button>: {}</li>',
+            ((path, path, key, node(child, path)) for key, path, child in children),
+        )
+        return format_html(
+            '<details open><summary>{} <span class="muted small">{} item{}</span></summary><ul>{}</ul>{}</details>',
+            open_,
+            len(children),
+            "" if len(children) == 1 else "s",
+            items,
+            close,
+        )
+
+    try:
+        return format_html('<div class="json-tree">{}</div>', node(value, ""))
+    except (_TooBig, RecursionError):
+        return None
+
+
+class _TooBig(Exception):
+    pass
+
+
+# --- Copy as curl --------------------------------------------------------------------------
+def curl_command(message: Message) -> str:
+    """A curl command that sends this request again to its endpoint. Redacted credentials
+    become shell variables ($X_WEBHOOK_TOKEN) to fill in; a binary body is read from the
+    downloaded raw file."""
+    url = message.endpoint.url + (f"?{message.query_string}" if message.query_string else "")
+    lines = [f"curl -X {message.method} {shlex.quote(url)}"]
+    for name, value in message.headers.items():
+        if name.lower() in CURL_SKIPPED_HEADERS:
+            continue
+        if value == REDACTED:
+            variable = re.sub(r"[^A-Z0-9]", "_", name.upper())
+            lines.append(f'-H "{name}: ${variable}"')
+        else:
+            lines.append(f"-H {shlex.quote(f'{name}: {value}')}")
+    if message.body_size:
+        if message.body_text is not None:
+            lines.append(f"--data-binary {shlex.quote(message.body_text)}")
+        else:
+            lines.append(f"--data-binary @message-{message.pk}.bin")
+    return " \\\n  ".join(lines)

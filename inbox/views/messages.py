@@ -11,13 +11,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from inbox.models import AuditAction, AuditEntry, Message
-from inbox.payload import body_view, compare
+from inbox.payload import body_view, compare, curl_command, json_tree
 from inbox.permissions import needs
 from inbox.views.common import HtmxHttpRequest, filtered_messages, query_without, staff_required
 
 logger = logging.getLogger("inbox.views")
 
 PAGE_SIZE = 50
+# The collapsible tree is for documents a person reads; bigger ones get the plain view.
+TREE_BODY_LIMIT = 256 * 1024
 
 
 # --- Messages -----------------------------------------------------------------------------
@@ -86,6 +88,8 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "older": older,
         "list_query": query_without(request, "before", "after"),
         "attempts": message.processing_attempts.all(),
+        "tree": json_tree(message.json) if message.json is not None and message.body_size <= TREE_BODY_LIMIT else None,
+        "curl": curl_command(message),
     }
     return render(request, "inbox/message_detail.html", context)
 

@@ -112,3 +112,14 @@ document.addEventListener("keydown", (event) => {
     if (box) box.checked = !box.checked;
   }
 });
+
+// JSON tree: a key's button copies its path, in the JSON path filter's syntax.
+document.addEventListener("click", (event) => {
+  const key = event.target.closest("button.jk");
+  if (!key) return;
+  event.preventDefault();
+  navigator.clipboard.writeText(key.dataset.path).then(
+    () => flash(key, "copied " + key.dataset.path),
+    () => flash(key, key.dataset.path),
+  );
+});
