@@ -15,9 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 
-from inbox.models import Endpoint
+from inbox.models import Endpoint, Message
+from inbox.payload import curl_command
+from inbox.permissions import MANAGERS, VIEWERS
+from tests.conftest import make_endpoint
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -96,6 +99,20 @@ def live_url(live_server: Any, settings: Any) -> str:
     return live_server.url
 
 
+def make_user(username: str, group: str) -> User:
+    user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+def log_in(page: Page, live_url: str, username: str) -> None:
+    page.goto(f"{live_url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{live_url}/")
+
+
 def screenshot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / f"browser-{name}.png", full_page=True)
@@ -103,7 +120,7 @@ def screenshot(page: Page, name: str) -> None:
 
 def test_it_receives_a_webhook_end_to_end(page: Page, live_url: str) -> None:
     problems = Problems(page)
-    User.objects.create_user("staff", password=PASSWORD, is_staff=True)
+    make_user("staff", MANAGERS)
 
     # 1. Log in the way a person does, and land on the inbox.
     page.goto(f"{live_url}/accounts/login/")
@@ -162,3 +179,86 @@ def test_it_receives_a_webhook_end_to_end(page: Page, live_url: str) -> None:
     expect(page.locator("#shown-token")).to_have_count(0)
     assert token not in page.content()
     problems.assert_none()
+
+
+def post(endpoint: Endpoint, token: str | None, payload: dict[str, Any]) -> None:
+    response = httpx.post(endpoint.url, json=payload, headers={"X-Webhook-Token": token or ""}, timeout=10)
+    assert response.status_code == 200
+
+
+def test_it_shows_new_deliveries_live_and_finds_them(browser: Browser, live_url: str, tmp_path: Path) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    problems = Problems(page)
+    make_user("staff", MANAGERS)
+    shop, shop_token = make_endpoint("shop")
+    billing, billing_token = make_endpoint("billing")
+    post(shop, shop_token, {"type": "order.created", "id": 1})
+    log_in(page, live_url, "staff")
+
+    # 1. Deliveries that arrive while the list is open appear on top, marked new and unread.
+    post(billing, billing_token, {"type": "invoice.paid", "data": {"object": {"status": "paid"}}, "note": XSS})
+    post(shop, shop_token, {"type": "order.paid", "needle": "haystack-42"})
+    expect(page.locator("#rows tr.new")).to_have_count(2, timeout=15_000)
+    expect(page.locator("#rows tr").first).to_contain_text("order.paid")
+    expect(page.locator("#rows tr.unread")).to_have_count(3)
+    screenshot(page, "live")
+
+    # 2. Filter by endpoint, search the bodies, filter by JSON path.
+    page.select_option("#id_endpoint", label="billing")
+    expect(page.locator("#rows tr")).to_have_count(1)
+    expect(page.locator("#rows tr")).to_contain_text("invoice.paid")
+    page.goto(f"{live_url}/")
+    page.fill("#id_q", "haystack-42")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#rows tr")).to_have_count(1)
+    expect(page.locator("#rows tr")).to_contain_text("order.paid")
+    page.goto(f"{live_url}/?json=data.object.status%20%3D%20paid")
+    expect(page.locator("#rows tr")).to_have_count(1)
+    expect(page.locator("#rows tr")).to_contain_text("invoice.paid")
+
+    # 3. Export the filtered list: the download holds exactly what the list shows.
+    with page.expect_download() as download:
+        page.locator("#export-ndjson").click()
+    exported = tmp_path / "export.ndjson"
+    download.value.save_as(exported)
+    lines = exported.read_text().splitlines()
+    assert len(lines) == 1
+    assert '"invoice.paid"' in lines[0]
+
+    # 4. The viewer: open the message, copy it as curl; the clipboard holds the command.
+    page.locator("#rows tr td.when a").first.click()
+    message = Message.objects.get(event_type="invoice.paid")
+    expect(page.locator("#curl")).to_have_text(curl_command(message))
+    page.get_by_role("button", name="Copy as curl").click()
+    assert page.evaluate("navigator.clipboard.readText()") == curl_command(message)
+    page.locator("#tree > summary").click()
+    page.locator('#tree button[data-path="data.object.status"]').click()
+    assert page.evaluate("navigator.clipboard.readText()") == "data.object.status"
+    assert page.locator("img[src=x]").count() == 0
+    screenshot(page, "viewer")
+    problems.assert_none()
+    context.close()
+
+
+def test_it_keeps_view_only_staff_from_changing_anything(page: Page, live_url: str) -> None:
+    problems = Problems(page)
+    make_user("viewer", VIEWERS)
+    endpoint, token = make_endpoint("shop")
+    post(endpoint, token, {"type": "order.created"})
+    log_in(page, live_url, "viewer")
+
+    expect(page.locator("#rows tr")).to_have_count(1)
+    expect(page.get_by_role("button", name="Replay")).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete")).to_have_count(0)
+    page.goto(f"{live_url}/endpoints/{endpoint.pk}/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("shop")
+    expect(page.get_by_role("link", name="Edit")).to_have_count(0)
+    expect(page.get_by_role("link", name=re.compile("^Rotate"))).to_have_count(0)
+    problems.assert_none()
+    # Typing the address of a form does not help either (the browser logs the 403 itself).
+    response = page.goto(f"{live_url}/endpoints/{endpoint.pk}/edit/")
+    assert response is not None
+    assert response.status == 403
