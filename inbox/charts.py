@@ -40,10 +40,10 @@ def bar_chart(series: list[tuple[datetime, int]], label: str) -> SafeString:
             for i, (hour, count) in enumerate(series)
         ),
     )
-    first = timezone.localtime(series[0][0]).strftime("%a %H:00") if series else ""
-    last = timezone.localtime(series[-1][0]).strftime("%a %H:00") if series else ""
+    first = timezone.localtime(series[0][0]).strftime("%a %d %b %H:00") if series else ""
+    last = timezone.localtime(series[-1][0]).strftime("%a %d %b %H:00") if series else ""
     return format_html(
-        '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" preserveAspectRatio="none">'
+        '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}">'
         '<line x1="{}" y1="{}" x2="{}" y2="{}" class="axis"/>'
         '<text x="{}" y="12" class="tick" text-anchor="end">{}</text>'
         '<text x="{}" y="{}" class="tick" text-anchor="end">0</text>'

@@ -36,7 +36,10 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
         field_name="received_at", lookup_expr="lt", label="Received before", widget=DATETIME_INPUT
     )
     verification = django_filters.ChoiceFilter(choices=Verification.choices, empty_label="Any")
-    read = django_filters.BooleanFilter(label="Read", widget=forms.NullBooleanSelect)
+    read = django_filters.BooleanFilter(
+        label="Read",
+        widget=forms.Select(choices=[("", "Any"), ("false", "Unread"), ("true", "Read")]),
+    )
     status = django_filters.ChoiceFilter(choices=Status.choices, empty_label="Any", label="Processing")
 
     class Meta:

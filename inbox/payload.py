@@ -127,7 +127,15 @@ def compare(older: Message, newer: Message) -> list[DiffLine]:
 # --- JSON tree -----------------------------------------------------------------------------
 TREE_NODE_LIMIT = 5000
 CURL_SKIPPED_HEADERS = frozenset(
-    {"host", "content-length", "connection", "accept-encoding", "transfer-encoding", "expect"}
+    {
+        "host",
+        "content-length",
+        "connection",
+        "accept-encoding",
+        "transfer-encoding",
+        "expect",
+        "x-webhook-inbox-message-id",  # set by this inbox when it forwarded the message here
+    }
 )
 
 
@@ -176,11 +184,11 @@ class _TooBig(Exception):
 
 
 # --- Copy as curl --------------------------------------------------------------------------
-def curl_command(message: Message) -> str:
+def curl_command(message: Message, url: str | None = None) -> str:
     """A curl command that sends this request again to its endpoint. Redacted credentials
     become shell variables ($X_WEBHOOK_TOKEN) to fill in; a binary body is read from the
     downloaded raw file."""
-    url = message.endpoint.url + (f"?{message.query_string}" if message.query_string else "")
+    url = (url or message.endpoint.url) + (f"?{message.query_string}" if message.query_string else "")
     lines = [f"curl -X {message.method} {shlex.quote(url)}"]
     for name, value in message.headers.items():
         if name.lower() in CURL_SKIPPED_HEADERS:

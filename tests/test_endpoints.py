@@ -52,7 +52,7 @@ def test_it_creates_an_endpoint_and_shows_its_url_and_token_once(staff_client: C
     again = staff_client.get(f"/endpoints/{endpoint.pk}/")
     assert token not in again.content.decode()
     assert shown_token(again.content) is None
-    assert "$WEBHOOK_TOKEN" in again.content.decode()
+    assert "$X_WEBHOOK_TOKEN" in again.content.decode()
 
 
 def test_it_shows_the_form_again_with_errors(staff_client: Client) -> None:

@@ -20,6 +20,8 @@ def test_it_lets_a_viewer_look_at_everything(viewer_client: Client) -> None:
     for url in ["/", message.get_absolute_url(), "/endpoints/", endpoint.get_absolute_url(), "/audit/"]:
         assert viewer_client.get(url).status_code == 200, url
     page = viewer_client.get(endpoint.get_absolute_url()).content.decode()
+    assert endpoint.slug not in page, "the receiver URL is a credential"
+    assert endpoint.slug not in viewer_client.get(message.get_absolute_url()).content.decode()
     assert "Rotate" not in page
     assert f"/endpoints/{endpoint.pk}/edit/" not in page
     assert "Add destination" not in page
@@ -135,8 +137,10 @@ def test_it_compares_two_messages(staff_client: Client) -> None:
     endpoint, _ = make_endpoint()
     older = make_message(endpoint, b'{"type": "order.paid", "total": 5, "note": "<script>alert(1)</script>"}')
     newer = make_message(endpoint, b'{"type": "order.paid", "total": 7, "note": "<script>alert(1)</script>"}')
-    response = staff_client.get("/messages/compare/", {"ids": [newer.pk, older.pk]})
-    page = response.content.decode()
+    response = csrf_post(staff_client, "/messages/bulk/", {"ids": [newer.pk, older.pk], "action": "compare"})
+    assert response["Location"] == f"/messages/compare/?ids={newer.pk}&ids={older.pk}"
+    assert "csrf" not in response["Location"]
+    page = staff_client.get(response["Location"]).content.decode()
     assert '<span class="diff-removed">\u2212   &quot;total&quot;: 5,</span>' in page
     assert '<span class="diff-added">+   &quot;total&quot;: 7,</span>' in page
     assert "<script>alert(1)</script>" not in page

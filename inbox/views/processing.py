@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages as django_messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from inbox.forms import DestinationForm
@@ -97,6 +99,11 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
     list's filter (in the query string). Whole filters, and replays, run as background
     jobs with a progress page; a selection is deleted or marked at once."""
     requested = request.POST.get("action", "")
+    if requested == "compare":
+        # Compare only reads: any staff may, and it goes to a GET page of its own (the
+        # bulk form is a POST so that its CSRF token never travels in a URL).
+        ids = [v for v in request.POST.getlist("ids") if MESSAGE_ID.fullmatch(v)][:3]
+        return redirect(reverse("inbox:message-compare") + "?" + urlencode([("ids", v) for v in ids]))
     scope = "all" if requested.endswith("_all") else "selected"
     if requested.removesuffix("_all") not in BulkAction.values:
         django_messages.error(request, "Choose an action.")
