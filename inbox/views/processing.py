@@ -102,8 +102,8 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
     if requested == "compare":
         # Compare only reads: any staff may, and it goes to a GET page of its own (the
         # bulk form is a POST so that its CSRF token never travels in a URL).
-        ids = [v for v in request.POST.getlist("ids") if MESSAGE_ID.fullmatch(v)][:3]
-        return redirect(reverse("inbox:message-compare") + "?" + urlencode([("ids", v) for v in ids]))
+        chosen = [v for v in request.POST.getlist("ids") if MESSAGE_ID.fullmatch(v)][:3]
+        return redirect(reverse("inbox:message-compare") + "?" + urlencode([("ids", v) for v in chosen]))
     scope = "all" if requested.endswith("_all") else "selected"
     if requested.removesuffix("_all") not in BulkAction.values:
         django_messages.error(request, "Choose an action.")
