@@ -155,3 +155,10 @@ def test_it_counts_queries_of_the_list_for_a_viewer_too(viewer_client: Client, d
         make_message(endpoint)
     with django_assert_num_queries(6):
         viewer_client.get("/")
+
+
+@pytest.mark.parametrize(
+    "query", ["before=" + "9" * 5000, "before=99999999999999999999", "endpoint=\u00b2", "before=-1"]
+)
+def test_it_ignores_audit_parameters_that_are_not_ids(staff_client: Client, query: str) -> None:
+    assert staff_client.get(f"/audit/?{query}").status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,13 @@ from inbox.models import AuditEntry, Endpoint, Message
 logger = logging.getLogger("inbox.views")
 
 View = Callable[..., HttpResponseBase]
+# A row id as it may travel in a form or query string: digits that fit a bigint column.
+ROW_ID = re.compile(r"[0-9]{1,18}")
+
+
+def parse_ids(values: list[str]) -> list[int]:
+    """The values that are row ids, as ints, in their order; anything else is dropped."""
+    return [int(v) for v in values if ROW_ID.fullmatch(v)]
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -76,10 +84,10 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     """Who changed what, when: newest first, AUDIT_PAGE a page, by endpoint if asked."""
     entries = AuditEntry.objects.select_related("endpoint")
     endpoint = None
-    if (endpoint_id := request.GET.get("endpoint", "")).isascii() and endpoint_id.isdigit():
+    for endpoint_id in parse_ids(request.GET.getlist("endpoint")[:1]):
         endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
         entries = entries.filter(endpoint_id=endpoint_id)
-    if (before := request.GET.get("before", "")).isascii() and before.isdigit():
+    for before in parse_ids(request.GET.getlist("before")[:1]):
         entries = entries.filter(pk__lt=before)
     page = list(entries.order_by("-pk")[: AUDIT_PAGE + 1])
     context = {

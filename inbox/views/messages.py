@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from inbox.models import AuditAction, AuditEntry, Message
 from inbox.payload import body_view, compare, curl_command, json_tree
 from inbox.permissions import needs
-from inbox.views.common import HtmxHttpRequest, filtered_messages, query_without, staff_required
+from inbox.views.common import HtmxHttpRequest, filtered_messages, parse_ids, query_without, staff_required
 
 logger = logging.getLogger("inbox.views")
 
@@ -121,7 +121,7 @@ def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 def message_compare(request: HttpRequest) -> HttpResponse:
     """Two messages side by side: a line diff of their metadata, headers and bodies."""
-    ids = [int(v) for v in request.GET.getlist("ids") if v.isascii() and v.isdigit() and len(v) < 19][:2]
+    ids = parse_ids(request.GET.getlist("ids"))[:2]
     if len(ids) != 2:
         django_messages.error(request, "Select exactly two messages to compare.")
         query = query_without(request, "ids", "before", "after", "csrfmiddlewaretoken")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,13 +17,19 @@ from inbox.forms import DestinationForm
 from inbox.models import AuditAction, AuditEntry, BulkAction, BulkJob, Destination, Message
 from inbox.permissions import needs
 from inbox.tasks import BULK_ACTIONS, enqueue_processing, in_batches, run_bulk_job
-from inbox.views.common import HtmxHttpRequest, filtered_messages, get_endpoint, query_without, staff_required
+from inbox.views.common import (
+    HtmxHttpRequest,
+    filtered_messages,
+    get_endpoint,
+    parse_ids,
+    query_without,
+    staff_required,
+)
 
 logger = logging.getLogger("inbox.views")
 
 # A selection travels in the form body; beyond this, replay the filter instead.
 MAX_SELECTION = 500
-MESSAGE_ID = re.compile(r"[0-9]{1,18}")
 
 
 # --- Destinations -----------------------------------------------------------------------------
@@ -102,7 +107,7 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
     if requested == "compare":
         # Compare only reads: any staff may, and it goes to a GET page of its own (the
         # bulk form is a POST so that its CSRF token never travels in a URL).
-        chosen = [v for v in request.POST.getlist("ids") if MESSAGE_ID.fullmatch(v)][:3]
+        chosen = parse_ids(request.POST.getlist("ids"))[:3]
         return redirect(reverse("inbox:message-compare") + "?" + urlencode([("ids", v) for v in chosen]))
     scope = "all" if requested.endswith("_all") else "selected"
     if requested.removesuffix("_all") not in BulkAction.values:
@@ -122,7 +127,7 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
             return redirect("inbox:message-list")
         job.query = query_without(request, "before", "after")
     else:
-        ids = sorted({int(v) for v in request.POST.getlist("ids") if MESSAGE_ID.fullmatch(v)})
+        ids = sorted(set(parse_ids(request.POST.getlist("ids"))))
         if not ids:
             django_messages.error(request, f"Select messages to {label} first.")
             return redirect(_list_url(request))
