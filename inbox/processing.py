@@ -52,7 +52,6 @@ class Target:
     key: str
     label: str
     run: Callable[[Message], forwarding.Outcome]
-    destination: Destination | None = None
 
 
 def _forward(destination: Destination) -> Callable[[Message], forwarding.Outcome]:
@@ -100,8 +99,7 @@ def targets_for(message: Message) -> list[Target]:
     """Everything that should run for this message, in a stable order."""
     endpoint = message.endpoint
     found = [
-        Target(d.target, f"Forward to {d.display_url}", _forward(d), d)
-        for d in endpoint.destinations.filter(enabled=True)
+        Target(d.target, f"Forward to {d.display_url}", _forward(d)) for d in endpoint.destinations.filter(enabled=True)
     ]
     found += [
         Target(f"handler:{h.name}", f"Handler {h.name}", _call(h.func))

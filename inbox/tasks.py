@@ -124,10 +124,9 @@ def run_bulk_job(job_id: int) -> int:
 
 
 # --- Periodic work ----------------------------------------------------------------------------
-def _schedule(periodic: Task, interval: timedelta, force: bool = False) -> bool:  # type: ignore[type-arg]
+def _schedule(periodic: Task, interval: timedelta) -> bool:  # type: ignore[type-arg]
     """Queue the next run of `periodic` unless one is already waiting; True when queued."""
-    waiting = DBTaskResult.objects.filter(task_path=periodic.module_path, status="READY").exists()
-    if waiting and not force:
+    if DBTaskResult.objects.filter(task_path=periodic.module_path, status="READY").exists():
         return False
     periodic.using(run_after=timezone.now() + interval).enqueue()
     return True
@@ -156,8 +155,8 @@ def purge_messages_daily() -> int:
         schedule_daily_purge()
 
 
-def schedule_daily_purge(force: bool = False) -> bool:
-    return _schedule(purge_messages_daily, PURGE_INTERVAL, force)
+def schedule_daily_purge() -> bool:
+    return _schedule(purge_messages_daily, PURGE_INTERVAL)
 
 
 @task()

@@ -84,11 +84,11 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     """Who changed what, when: newest first, AUDIT_PAGE a page, by endpoint if asked."""
     entries = AuditEntry.objects.select_related("endpoint")
     endpoint = None
-    for endpoint_id in parse_ids(request.GET.getlist("endpoint")[:1]):
-        endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
-        entries = entries.filter(endpoint_id=endpoint_id)
-    for before in parse_ids(request.GET.getlist("before")[:1]):
-        entries = entries.filter(pk__lt=before)
+    if endpoint_id := parse_ids([request.GET.get("endpoint", "")]):
+        endpoint = Endpoint.objects.filter(pk=endpoint_id[0]).first()
+        entries = entries.filter(endpoint_id=endpoint_id[0])
+    if before := parse_ids([request.GET.get("before", "")]):
+        entries = entries.filter(pk__lt=before[0])
     page = list(entries.order_by("-pk")[: AUDIT_PAGE + 1])
     context = {
         "entries": page[:AUDIT_PAGE],
