@@ -163,25 +163,30 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The embedded default runs one web process, where a process-local cache is correct.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "inbox",
-            "OPTIONS": {
-                # Fail fast: a rate limiter that waits on a dead Redis stalls ingest.
-                "SOCKET_CONNECT_TIMEOUT": 0.5,
-                "SOCKET_TIMEOUT": 0.5,
-            },
-        }
+    _redis = {
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "inbox",
+        "OPTIONS": {
+            # Fail fast: a rate limiter that waits on a dead Redis stalls ingest.
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+        },
     }
+    CACHES = {
+        "default": {"BACKEND": "django_redis.cache.RedisCache", **_redis},
+        # The same Redis, counting each request in one round trip (inbox/cache.py).
+        "ratelimit": {"BACKEND": "inbox.cache.RateLimitCache", **_redis},
+    }
+    RATELIMIT_USE_CACHE = "ratelimit"
+    # django-ratelimit warns about any backend it does not list; this one is django-redis.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "inbox"}}
+    RATELIMIT_USE_CACHE = "default"
     # django-ratelimit refuses LocMem outright (E003); our own check inbox.E001 allows it
     # exactly when it is correct, i.e. with a single web process.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
-RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "inbox.views.rate_limited"
 # Behind a reverse proxy, set TRUSTED_PROXY_HOPS to the number of proxies that append to
 # X-Forwarded-For; the client address is then read from that header, not REMOTE_ADDR.

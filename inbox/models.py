@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import connection, models
+from django.db import DatabaseError, connection, models
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
@@ -204,7 +204,7 @@ class Endpoint(models.Model):
 
     @property
     def path(self) -> str:
-        return reverse("receiver", args=[self.slug])
+        return receiver_path(self.slug)
 
     @property
     def url(self) -> str:
@@ -394,6 +394,12 @@ def forget_endpoint(slug: str | None = None) -> None:
             _endpoint_cache.clear()
         else:
             _endpoint_cache.pop(slug, None)
+
+
+@lru_cache(maxsize=4096)
+def receiver_path(slug: str) -> str:
+    # The receiver asks for its own URL on every delivery (URL-signing schemes sign it).
+    return reverse("receiver", args=[slug])
 
 
 def endpoint_for_slug(slug: str) -> Endpoint | None:
@@ -622,26 +628,61 @@ class Message(models.Model):
         return bool(updated)
 
     def insert_unless_duplicate(self) -> bool:
-        """INSERT this message in one statement; False when its idempotency key was seen.
+        """INSERT this message in one statement; False when its idempotency key was seen."""
+        return insert_messages([self])[0]
 
-        The unique constraint decides, inside the database, so two concurrent deliveries of
-        the same key cannot both be stored, and the common case is one round trip.
-        """
-        fields = [f for f in self._meta.concrete_fields if not f.primary_key]
-        columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
-        values = [f.get_db_prep_save(f.pre_save(self, add=True), connection) for f in fields]
-        placeholders = ", ".join(["%s"] * len(fields))
-        table = connection.ops.quote_name(self._meta.db_table)
-        # Table and column names come from the model's own metadata, values are parameters.
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING RETURNING id"  # noqa: S608
+
+def insert_messages(messages: list[Message]) -> list[bool]:
+    """INSERT these messages in one statement (one round trip, one commit); for each, False
+    when its idempotency key was already stored (or came earlier in the same list).
+
+    The unique constraint decides, inside the database, so two concurrent deliveries of the
+    same key cannot both be stored. RETURNING gives the inserted rows in the order of the
+    VALUES list (Django's bulk_create relies on the same order on PostgreSQL and SQLite),
+    minus the rows the conflict clause skipped; only rows with a key can be skipped, and
+    every row carries its (endpoint, key), so walking both lists matches each row to its id.
+    """
+    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    values = [f.get_db_prep_save(f.pre_save(m, add=True), connection) for m in messages for f in fields]
+    # Table and column names come from the model's own metadata, values are parameters.
+    sql = (
+        f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) VALUES {', '.join([row] * len(messages))} "  # noqa: S608
+        f"ON CONFLICT DO NOTHING RETURNING id, endpoint_id, idempotency_key"
+    )
+    if connection.vendor == "postgresql":
+        # Server-side binding (Django's own cursors bind on the client): the parameters go
+        # as they are instead of being quoted into the text in Python, and psycopg
+        # prepares the statement once it has run a few times on this connection.
+        import psycopg
+
+        connection.ensure_connection()
+        raw: Any = psycopg.Cursor(connection.connection)  # django-stubs expect a wrapper here
+        # Django's wrapper still turns driver errors into django.db errors and counts the query.
+        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+        with wrap(raw) as cursor:
+            cursor.execute(sql, values)
+            returned = cursor.fetchall()
+    else:
         with connection.cursor() as cursor:
             cursor.execute(sql, values)
-            row = cursor.fetchone()
-        if row is None:
-            return False
-        self.pk = row[0]
-        self._state.adding = False
-        return True
+            returned = cursor.fetchall()
+    inserted = []
+    position = 0
+    for message in messages:
+        if position < len(returned) and tuple(returned[position][1:]) == (message.endpoint_id, message.idempotency_key):
+            message.pk = returned[position][0]
+            message._state.adding = False
+            position += 1
+            inserted.append(True)
+        else:
+            inserted.append(False)
+    if position != len(returned):
+        # Cannot happen while the order holds; refuse to answer rather than guess.
+        raise DatabaseError("inserted rows could not be matched to their messages")
+    return inserted
 
 
 class RejectedAttempt(models.Model):

@@ -20,13 +20,23 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
 from inbox import stats
-from inbox.models import REDACTED, Endpoint, Message, RejectedAttempt, Status, Verification, endpoint_for_slug
+from inbox.groupcommit import GroupCommit
+from inbox.models import (
+    REDACTED,
+    Endpoint,
+    Message,
+    RejectedAttempt,
+    Status,
+    Verification,
+    endpoint_for_slug,
+    insert_messages,
+)
 from inbox.tasks import enqueue_processing
 from inbox.verification import (
     GENERIC_HEADERS,
@@ -260,6 +270,19 @@ def _message(request: HttpRequest, endpoint: Endpoint, raw: bytes, payload: Any,
     return message
 
 
+# One per web process: the threads of a process share INSERTs and commits (groupcommit.py).
+_group = GroupCommit(insert_messages)
+
+
+def store(message: Message) -> bool:
+    """Store the message durably; False when it was a duplicate delivery."""
+    if connection.in_atomic_block:
+        # Inside a caller's transaction (tests, scripts) only that transaction's commit
+        # makes the row durable; other requests' rows must not ride on it.
+        return message.insert_unless_duplicate()
+    return _group.insert(message)
+
+
 def _answer(answer: Answer) -> HttpResponse:
     return HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
 
@@ -345,7 +368,7 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
     message = _message(request, endpoint, raw, payload, verdict)
     if endpoint.has_work(message.event_type):
         message.status, message.next_attempt_at = Status.PENDING, message.received_at
-    if not message.insert_unless_duplicate():
+    if not store(message):
         stats.bump(endpoint.pk, stats.DUPLICATE)
         logger.info("duplicate delivery endpoint=%s", endpoint.pk)
     elif message.status == Status.PENDING:

@@ -107,3 +107,67 @@ def test_it_reports_a_broken_database_as_unhealthy(client: Client, monkeypatch: 
 
     monkeypatch.setattr(connection, "cursor", broken_cursor)
     assert client.get("/healthz").status_code == 503
+
+
+PRODUCTION_ENV = {
+    "DJANGO_ENV": "production",
+    "SECRET_KEY": "x" * 64 + "production-grade-secret-key-for-the-test",
+    "ALLOWED_HOSTS": "hooks.example.com",
+    "PUBLIC_BASE_URL": "https://hooks.example.com",
+}
+# Run in a production process: a test client request over https and over plain http,
+# printed as JSON (the test process itself runs with the test settings).
+PROBE = """
+import json
+from django.test import Client
+from django.test.utils import setup_test_environment
+setup_test_environment()
+client = Client(HTTP_HOST="hooks.example.com")
+page = client.get("/accounts/login/", secure=True)
+plain = client.get("/accounts/login/")
+hook = client.post("/hooks/unknown-slug/", b"{}", content_type="application/json")
+print(json.dumps({
+    "status": page.status_code,
+    "headers": dict(page.headers),
+    "csrf_cookie": {k: page.cookies["csrftoken"][k] for k in ("secure", "httponly", "samesite")},
+    "plain": [plain.status_code, plain.headers.get("Location")],
+    "hook": hook.status_code,
+}))
+"""
+
+
+def test_it_serves_production_with_strict_security_headers_and_cookies(tmp_path: Path) -> None:
+    import json
+
+    database = {"SQLITE_PATH": str(tmp_path / "db.sqlite3")}
+    assert manage("migrate", "--no-input", **PRODUCTION_ENV, **database).returncode == 0
+    result = manage("shell", "-c", PROBE, **PRODUCTION_ENV, **database)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    headers = seen["headers"]
+    assert seen["status"] == 200
+    assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+    csp = headers["Content-Security-Policy"]
+    for directive in ("default-src 'self'", "object-src 'none'", "frame-ancestors 'none'", "base-uri 'none'"):
+        assert directive in csp
+    for loophole in ("'unsafe-inline'", "'unsafe-eval'", "*"):
+        assert loophole not in csp
+    assert seen["csrf_cookie"] == {"secure": True, "httponly": True, "samesite": "Lax"}
+    # Staff pages move to https; providers posting over plain http are not redirected
+    # (a redirect would turn their POST into a lost GET).
+    assert seen["plain"] == [301, "https://hooks.example.com/accounts/login/"]
+    assert seen["hook"] == 404
+
+
+def test_it_keeps_session_cookies_secure_in_production() -> None:
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, s.DEBUG)",
+        **PRODUCTION_ENV,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["True", "True", "False"]

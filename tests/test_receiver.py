@@ -385,6 +385,31 @@ def test_it_costs_one_query_per_accepted_message(provider: Client, django_assert
         assert deliver(provider, endpoint, token).status_code == 200
 
 
+def test_it_costs_one_redis_round_trip_per_delivery(
+    provider: Client, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    if settings.RATELIMIT_USE_CACHE != "ratelimit":
+        pytest.skip("the shared rate-limit cache needs REDIS_URL")
+    import redis.connection
+
+    sent: list[object] = []
+    original = redis.connection.Connection.send_packed_command
+
+    def counting(self: object, command: object, check_health: bool = True) -> None:
+        sent.append(command)
+        original(self, command, check_health)  # type: ignore[arg-type]
+
+    endpoint, token = make_endpoint(rate_limit="3/m")
+    assert deliver(provider, endpoint, token).status_code == 200  # loads the counting script
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    assert deliver(provider, endpoint, token).status_code == 200
+    assert len(sent) == 1
+    # ... and the counts it returns still trip the limit on time.
+    assert deliver(provider, endpoint, token).status_code == 200
+    assert len(sent) == 2
+    assert deliver(provider, endpoint, token).status_code == 429
+
+
 def test_it_applies_an_edit_at_once_in_this_process(provider: Client) -> None:
     endpoint, token = make_endpoint()
     assert deliver(provider, endpoint, token).status_code == 200
