@@ -960,20 +960,33 @@ register(
 
 def generic_hmac_scheme(options: Mapping[str, Any]) -> HmacScheme:
     merged = {**HMAC_OPTION_DEFAULTS, **{k: v for k, v in options.items() if k in HMAC_OPTION_DEFAULTS}}
-    # Options may have been edited by hand (admin, shell): fall back rather than fail.
+    # Options may have been edited by hand (admin, shell): fall back rather than fail, so a
+    # bad option refuses deliveries with a reason instead of raising on every one.
+    for name in ("header", "digest", "encoding", "prefix", "template", "timestamp_header"):
+        if not isinstance(merged[name], str):
+            merged[name] = HMAC_OPTION_DEFAULTS[name]
+    if not merged["header"]:
+        merged["header"] = HMAC_OPTION_DEFAULTS["header"]
     if merged["digest"] not in DIGESTS:
         merged["digest"] = "sha256"
     if merged["encoding"] not in ("hex", "base64"):
         merged["encoding"] = "hex"
-    if not str(merged["tolerance"]).isdigit():
+    tolerance = str(merged["tolerance"])
+    if not (tolerance.isascii() and tolerance.isdigit()):
         merged["tolerance"] = HMAC_OPTION_DEFAULTS["tolerance"]
+    # Only placeholders this scheme fills: {timestamp} needs a timestamp header.
+    fillable = {"body", "url", *(("timestamp",) if merged["timestamp_header"] else ())}
+    if not set(re.findall(r"\{(\w*)\}", merged["template"])) <= fillable or "{" in re.sub(
+        r"\{\w+\}", "", merged["template"]
+    ):
+        merged["template"] = HMAC_OPTION_DEFAULTS["template"]
     return HmacScheme(
-        header=str(merged["header"]),
-        digest=str(merged["digest"]),
-        encoding=str(merged["encoding"]),
-        prefix=str(merged["prefix"]),
-        template=str(merged["template"]),
-        timestamp_header=str(merged["timestamp_header"]),
+        header=merged["header"],
+        digest=merged["digest"],
+        encoding=merged["encoding"],
+        prefix=merged["prefix"],
+        template=merged["template"],
+        timestamp_header=merged["timestamp_header"],
         tolerance=int(merged["tolerance"]) if merged["timestamp_header"] else None,
     )
 

@@ -151,20 +151,6 @@ def test_it_accepts_a_body_exactly_at_the_limit(provider: Client) -> None:
     assert deliver(provider, endpoint, token, body=body).status_code == 200
 
 
-def test_it_asks_for_a_length_instead_of_storing_an_empty_chunked_body(provider: Client) -> None:
-    endpoint, token = make_endpoint()
-    response = provider.generic(
-        "POST",
-        endpoint.path,
-        data=b"",
-        content_type="application/json",
-        headers={"X-Webhook-Token": token, "Transfer-Encoding": "chunked"},
-        CONTENT_LENGTH="",
-    )
-    assert response.status_code == 411
-    assert not Message.objects.exists()
-
-
 @pytest.mark.parametrize("length", ["abc", "-5"])
 def test_it_refuses_an_invalid_content_length(provider: Client, length: str) -> None:
     endpoint, token = make_endpoint()
