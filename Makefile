@@ -8,7 +8,7 @@ PORT ?= 8000
 WEB_THREADS ?= 8
 export DJANGO_SETTINGS_MODULE := config.settings
 
-.PHONY: run test lint typecheck check install clean
+.PHONY: run test bench lint typecheck check install clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python 3.12+ is required (found " + sys.version.split()[0] + "); see README")'
@@ -42,6 +42,12 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy inbox config
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (not part of `make test`): ingest against reference views, and the dashboard,
+# export and purge on BENCH_MESSAGES seeded messages. Needs wrk, PostgreSQL and Redis.
+BENCH_MESSAGES ?= 1000000
+bench: install
+	$(PY) tests/bench/run.py --messages $(BENCH_MESSAGES) $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -18,6 +18,7 @@ import os
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,24 +55,16 @@ def measure(client: Client, url: str, repeat: int) -> dict[str, Any]:
     return {"url": url, "median_ms": statistics.median(times), "max_ms": max(times), "queries": queries}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-
-    total = Message.objects.count()
-    user = get_user_model().objects.filter(is_superuser=True).first() or get_user_model().objects.create_superuser(
-        "bench", password=None
-    )
-    client = Client(HTTP_HOST="127.0.0.1")
-    client.force_login(user)
+def pages() -> dict[str, str]:
+    """The dashboard's pages as staff use them, on the seeded endpoints."""
     stripe = Endpoint.objects.get(name="seed-stripe")
     # The cursor of page 200 (rows 9,951..10,000), as the list's "Older" links would carry it.
     row = Message.objects.newest_first().values_list("received_at", "id")[199 * 50 - 1]
     page_200 = Message(received_at=row[0], pk=row[1]).cursor
-    newest = Message.objects.newest_first().values_list("pk", flat=True).first()
-    pages = {
+    newest = Message.objects.newest_first().first()
+    assert newest is not None
+    day = (newest.received_at - timedelta(days=30)).date()
+    return {
         "list, first page": "/",
         "list, page 200": f"/?before={page_200}",
         "filter: endpoint": f"/?endpoint={stripe.pk}",
@@ -80,24 +73,47 @@ def main() -> None:
         "filter: processing failed": "/?status=failed",
         "filter: unread": "/?read=false",
         "filter: content type": "/?content_type=application/x-www",
-        "filter: received in a day": "/?received_after=2026-10-01T00:00&received_before=2026-10-02T00:00",
+        "filter: received in a day": f"/?received_after={day}T00:00&received_before={day}T23:59",
         "search: common word (q=invoice)": "/?q=invoice",
         "search: rare string (q=in_0000424242)": "/?q=in_0000424242",
         "JSON path: data.object.status = paid": "/?json=data.object.status%20%3D%20paid",
         "JSON path + endpoint": f"/?endpoint={stripe.pk}&json=data.object.currency%20%3D%20gbp",
-        "message page": f"/messages/{newest}/",
+        "message page": f"/messages/{newest.pk}/",
         "endpoint page (chart, week)": f"/endpoints/{stripe.pk}/?period=week",
-        "live poll, nothing new": f"/messages/new/?since={Message.objects.newest_first().first().cursor}",
+        "live poll, nothing new": f"/messages/new/?since={newest.cursor}",
     }
+
+
+def staff_client() -> Client:
+    user = get_user_model().objects.filter(is_superuser=True).first() or get_user_model().objects.create_superuser(
+        "bench", password=None
+    )
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(user)
+    return client
+
+
+def run(repeat: int) -> list[dict[str, Any]]:
+    client = staff_client()
     results = []
-    print(f"{total:,} messages on {connection.vendor}; median of {args.repeat} requests each\n")
+    print(f"{Message.objects.count():,} messages on {connection.vendor}; median of {repeat} requests each\n")
     print(f"{'page':42} {'median ms':>10} {'max ms':>8} {'queries':>8}")
-    for name, url in pages.items():
-        result = measure(client, url, args.repeat) | {"page": name}
+    for name, url in pages().items():
+        result = measure(client, url, repeat) | {"page": name}
         results.append(result)
         print(f"{name:42} {result['median_ms']:10.1f} {result['max_ms']:8.1f} {result['queries']:8}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = run(args.repeat)
     if args.json:
-        args.json.write_text(json.dumps({"messages": total, "vendor": connection.vendor, "results": results}, indent=2))
+        summary = {"messages": Message.objects.count(), "vendor": connection.vendor, "results": results}
+        args.json.write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

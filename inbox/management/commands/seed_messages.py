@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -55,23 +56,38 @@ class Command(BaseCommand):
         step = timedelta(days=days) / count
         first = now - timedelta(days=days)
         made = 0
+        # On PostgreSQL two connections COPY while this thread builds the next batch: the
+        # database's index maintenance, not Python, is the slow part, and it uses one core
+        # per connection.
+        writers = ThreadPoolExecutor(2) if connection.vendor == "postgresql" else None
+        in_flight: list[Future[None]] = []
         while made < count:
             batch = [
-                self.message(rng, endpoints, first + step * (made + n) + rng.random() * step, made + n)
+                self.row(rng, endpoints, first + step * (made + n) + rng.random() * step, made + n)
                 for n in range(min(batch_size, count - made))
             ]
-            with transaction.atomic():
-                Message.objects.bulk_create(batch)
+            if writers is not None:
+                in_flight.append(writers.submit(copy_rows, batch))
+                while len(in_flight) >= 2:
+                    in_flight.pop(0).result()
+            else:
+                with transaction.atomic():
+                    Message.objects.bulk_create(Message(**row) for row in batch)
             made += len(batch)
             if made % (batch_size * 20) == 0 or made == count:
                 rate = made / (time.monotonic() - started)
                 self.stdout.write(f"  {made:,} messages ({rate:,.0f}/s)")
+        for future in in_flight:
+            future.result()
+        if writers is not None:
+            writers.shutdown()
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE inbox_message")
         self.stdout.write(f"Seeded {count:,} messages in {time.monotonic() - started:.1f} s.")
 
-    def message(self, rng: random.Random, endpoints: list[Endpoint], at: Any, n: int) -> Message:
+    def row(self, rng: random.Random, endpoints: list[Endpoint], at: Any, n: int) -> dict[str, Any]:
+        """One message's column values (plain values: a model instance costs more than the row)."""
         endpoint = endpoints[n % len(endpoints)]
         kind = endpoint.name
         headers = {"Content-Type": "application/json", "User-Agent": "seed/1.0", "X-Webhook-Token": "[redacted]"}
@@ -124,19 +140,41 @@ class Command(BaseCommand):
         body = (
             json.dumps(payload) if payload is not None else f"name=Visitor+{n}&email=v{n}%40example.com&message=Hello"
         ).encode()
-        message = Message(
-            endpoint=endpoint,
-            received_at=at,
-            method="POST",
-            content_type=headers["Content-Type"],
-            headers=headers,
-            json=payload,
-            event_type=event,
-            remote_addr=f"203.0.113.{rng.randint(1, 254)}",
-            verification=Verification.VERIFIED,
-            status=rng.choice(STATUSES),
-            read=rng.random() < 0.9,
-        )
-        message.set_body(body)
-        message.preview = body[:200].decode()
-        return message
+        text = body.decode()
+        return {
+            "endpoint_id": endpoint.pk,
+            "received_at": at,
+            "method": "POST",
+            "query_string": "",
+            "content_type": headers["Content-Type"],
+            "headers": headers,
+            "body_text": text,
+            "body_bytes": None,
+            "body_size": len(body),
+            "preview": " ".join(text[:400].split())[:200],
+            "json": payload,
+            "event_type": event,
+            "idempotency_key": None,
+            "remote_addr": f"203.0.113.{rng.randint(1, 254)}",
+            "verification": Verification.VERIFIED.value,
+            "secret_used": "",
+            "status": rng.choice(STATUSES).value,
+            "attempts": 0,
+            "replays": 0,
+            "next_attempt_at": None,
+            "lease_until": None,
+            "read": rng.random() < 0.9,
+        }
+
+
+def copy_rows(rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL's COPY: the fastest way in, several times bulk_create's INSERT."""
+    columns = list(rows[0])
+    sql = f"COPY inbox_message ({', '.join(columns)}) FROM STDIN"
+    encoded = {"headers", "json"}
+    try:
+        with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row([json.dumps(row[c]) if c in encoded and row[c] is not None else row[c] for c in columns])
+    finally:
+        connection.close()  # this runs in a writer thread, whose connection would linger
