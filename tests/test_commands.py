@@ -211,3 +211,24 @@ def test_it_prunes_old_task_results_in_the_daily_purge() -> None:
     purge_messages_daily.call()
     assert not DBTaskResult.objects.filter(pk=old.id).exists()
     assert DBTaskResult.objects.filter(pk=recent.id).exists()
+
+
+@pytest.mark.django_db(transaction=True)  # PostgreSQL seeds over connections of its own
+def test_it_seeds_a_realistic_mix_of_messages() -> None:
+    out = StringIO()
+    call_command("seed_messages", "--count", "400", "--days", "10", "--batch-size", "150", stdout=out)
+    assert "Seeded 400 messages" in out.getvalue()
+    messages = Message.objects.all()
+    assert messages.count() == 400
+    per_endpoint = {name: messages.filter(endpoint__name=name).count() for name in ("seed-stripe", "seed-github")}
+    assert per_endpoint == {"seed-stripe": 100, "seed-github": 100}
+    oldest, newest = messages.order_by("received_at").first(), messages.order_by("received_at").last()
+    assert oldest is not None
+    assert newest is not None
+    assert 9 <= (newest.received_at - oldest.received_at).days <= 10
+    stripe = messages.filter(endpoint__name="seed-stripe").first()
+    assert stripe is not None
+    assert stripe.json["data"]["object"]["id"].startswith("in_")
+    assert json.loads(stripe.body_text or "") == stripe.json
+    assert stripe.headers["X-Webhook-Token"] == "[redacted]"
+    assert set(messages.values_list("status", flat=True)) <= {"skipped", "processed", "failed", "pending"}
