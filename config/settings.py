@@ -142,6 +142,13 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The receiver's INSERT binds its parameters on the server (inbox.models.insert_messages);
+        # psycopg prepares it once it has run this many times on a connection. Django's own
+        # queries bind on the client and are never prepared. 0 turns it off (e.g. behind a
+        # PgBouncer older than 1.21 in transaction mode).
+        _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 5)
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _prepare or None
 else:
     DATABASES = {
         "default": {

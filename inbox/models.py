@@ -634,6 +634,24 @@ class Message(models.Model):
         return insert_messages([self])[0]
 
 
+@cache
+def _insert_fields() -> tuple[models.Field[Any, Any], ...]:
+    return tuple(f for f in Message._meta.concrete_fields if not f.primary_key)
+
+
+@lru_cache(maxsize=128)
+def _insert_sql(vendor: str, rows: int) -> str:
+    # Built once per batch size: the receiver runs it for every accepted message.
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in _insert_fields())
+    row = "(" + ", ".join(["%s"] * len(_insert_fields())) + ")"
+    # Table and column names come from the model's own metadata, values are parameters.
+    return (
+        f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)} "  # noqa: S608
+        f"ON CONFLICT DO NOTHING RETURNING id, endpoint_id, idempotency_key"
+    )
+
+
 def insert_messages(messages: list[Message]) -> list[bool]:
     """INSERT these messages in one statement (one round trip, one commit); for each, False
     when its idempotency key was already stored (or came earlier in the same list).
@@ -644,16 +662,9 @@ def insert_messages(messages: list[Message]) -> list[bool]:
     minus the rows the conflict clause skipped; only rows with a key can be skipped, and
     every row carries its (endpoint, key), so walking both lists matches each row to its id.
     """
-    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(f.column)) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    fields = _insert_fields()
     values = [f.get_db_prep_save(f.pre_save(m, add=True), connection) for m in messages for f in fields]
-    # Table and column names come from the model's own metadata, values are parameters.
-    sql = (
-        f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) VALUES {', '.join([row] * len(messages))} "  # noqa: S608
-        f"ON CONFLICT DO NOTHING RETURNING id, endpoint_id, idempotency_key"
-    )
+    sql = _insert_sql(connection.vendor, len(messages))
     if connection.vendor == "postgresql":
         # Server-side binding (Django's own cursors bind on the client): the parameters go
         # as they are instead of being quoted into the text in Python, and psycopg

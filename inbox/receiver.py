@@ -68,6 +68,13 @@ def plain(status: int, reason: str, **headers: str) -> HttpResponse:
 
 def client_ip(request: HttpRequest) -> str:
     """The sender's address: REMOTE_ADDR, or X-Forwarded-For behind trusted proxies."""
+    known: str | None = getattr(request, "_inbox_client_ip", None)
+    if known is None:
+        known = request._inbox_client_ip = _client_ip(request)  # type: ignore[attr-defined]
+    return known
+
+
+def _client_ip(request: HttpRequest) -> str:
     hops = settings.TRUSTED_PROXY_HOPS
     candidate = request.META.get("REMOTE_ADDR", "")
     if hops:
