@@ -296,12 +296,20 @@ class Endpoint(models.Model):
         during its grace period. Digests for token kinds, the secret itself otherwise."""
         if self.secret_kind in ("token", "basic"):
             return self.token_digests()
-        current = decrypt(self.secret_encrypted) if self.secret_encrypted else ""
+        current = self._decrypted(self.secret_encrypted)
         # Decrypt the previous secret only while it may still be used: this runs per request.
-        previous = (
-            decrypt(self.previous_secret_encrypted) if self.previous_valid and self.previous_secret_encrypted else ""
-        )
+        previous = self._decrypted(self.previous_secret_encrypted) if self.previous_valid else ""
         return self._current_and_previous(current, previous)
+
+    def _decrypted(self, value: str) -> str:
+        # The receiver verifies with the same cached endpoint object for a few seconds:
+        # decrypt each ciphertext once per object, not on every delivery.
+        if not value:
+            return ""
+        memo: dict[str, str] = self.__dict__.setdefault("_decrypted_secrets", {})
+        if value not in memo:
+            memo[value] = decrypt(value)
+        return memo[value]
 
     @property
     def can_sign_tests(self) -> bool:
