@@ -1,13 +1,14 @@
 """Group commit: concurrent requests in one web process share one INSERT and one commit.
 
 Each accepted message costs a database round trip and a commit (a WAL flush), and on a
-busy receiver those are most of its cost. Request threads that arrive while an INSERT is
-in flight queue their message; when it returns, the first of them leads: it writes every
-queued message (up to `max_batch`) in one multi-row INSERT on its own connection, then
-wakes the others with their outcome. A lone request never waits for company: it leads at
-once, so at low load nothing changes, and under load the batch grows by itself.
+busy receiver those are most of its cost; with threads, each blocking call also costs a
+hand-off of the GIL. Request threads that arrive while an INSERT is in flight queue their
+item; when it returns, the first of them leads: it writes every queued item (up to
+`max_batch`) in one multi-row INSERT and one commit on its own connection, then wakes the
+others with their outcome. A lone request never waits for company: it leads at once, so at
+low load nothing changes, and under load the batch grows by itself.
 
-Every thread answers only after the commit that holds its row, so "stored before 2xx"
+Every thread answers only after the commit that holds its item, so "stored before 2xx"
 holds for each request exactly as with one INSERT each.
 """
 
@@ -17,34 +18,52 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError
+from django.db import DatabaseError
 
 logger = logging.getLogger("inbox.receiver")
-
-# Errors after which nothing of the statement was kept, caused by one row rather than by
-# the database being unreachable. Anything else (an unreachable database, or an error
-# raised after the commit) fails the whole batch: retrying could store a row twice.
-RETRY_ONE_BY_ONE = (DataError, IntegrityError, ProgrammingError, TypeError, ValueError)
 
 
 class GroupCommitError(DatabaseError):
     """The shared INSERT failed; the cause is the database's own error."""
 
 
+_PENDING = object()
+
+
 class _Entry[T]:
-    __slots__ = ("error", "inserted", "item", "lead", "ready")
+    __slots__ = ("error", "item", "lead", "outcome", "ready")
 
     def __init__(self, item: T) -> None:
         self.item = item
         self.ready = threading.Event()
         self.lead = False
-        self.inserted: bool | None = None
+        self.outcome: object = _PENDING
         self.error: BaseException | None = None
 
+    @property
+    def settled(self) -> bool:
+        return self.outcome is not _PENDING or self.error is not None
 
-class GroupCommit[T]:
-    def __init__(self, write: Callable[[list[T]], Sequence[bool]], max_batch: int = 64, timeout: float = 60.0) -> None:
+
+class GroupCommit[T, R]:
+    def __init__(
+        self,
+        write: Callable[[list[T]], Sequence[R]],
+        *,
+        retry_one_by_one: tuple[type[BaseException], ...] = (),
+        error: type[Exception] = GroupCommitError,
+        max_batch: int = 64,
+        timeout: float = 60.0,
+    ) -> None:
+        """`write` sends a batch in one round trip and returns one outcome per item.
+        `retry_one_by_one`: errors after which nothing of the batch was kept and one item
+        is to blame (the database refused a row); the batch is then sent item by item, so
+        only that request fails. Any other error (the server is unreachable, or it failed
+        after the commit) fails the whole batch: retrying could write an item twice.
+        `error` is what each request raises when its item failed, from the cause."""
         self._write = write
+        self._retry_one_by_one = retry_one_by_one
+        self._error = error
         self._max_batch = max_batch
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -53,8 +72,8 @@ class GroupCommit[T]:
         # entries waiting hands the lead to the first of them).
         self._leading = False
 
-    def insert(self, item: T) -> bool:
-        """Write `item` durably; True when stored, False when it was a duplicate."""
+    def submit(self, item: T) -> R:
+        """Send `item` with whatever else is waiting; its own outcome, once it is sent."""
         entry = _Entry(item)
         with self._lock:
             self._queue.append(entry)
@@ -77,28 +96,25 @@ class GroupCommit[T]:
         try:
             try:
                 outcomes = self._write([entry.item for entry in batch])
-                for entry, inserted in zip(batch, outcomes, strict=True):
-                    entry.inserted = inserted
-            except RETRY_ONE_BY_ONE:
+                for entry, outcome in zip(batch, outcomes, strict=True):
+                    entry.outcome = outcome
+            except self._retry_one_by_one:
                 if len(batch) == 1:
                     raise
-                # The database refused the statement as a whole (so nothing of it was
-                # kept) because of one row, or a row could not be prepared: write them one
-                # at a time, so only that request fails, not its neighbours.
-                logger.warning("group insert of %d refused; writing one by one", len(batch))
+                logger.warning("group write of %d refused; writing one by one", len(batch))
                 for entry in batch:
                     try:
-                        entry.inserted = self._write([entry.item])[0]
+                        entry.outcome = self._write([entry.item])[0]
                     except Exception as exc:  # handed to that request's thread
                         entry.error = exc
-        except Exception as exc:  # e.g. the database is unreachable: all answer 503
+        except Exception as exc:  # e.g. the server is unreachable: every request fails
             for entry in batch:
-                if entry.inserted is None and entry.error is None:
+                if not entry.settled:
                     entry.error = exc
         finally:
             for entry in batch:
-                if entry.inserted is None and entry.error is None:
-                    entry.error = GroupCommitError("interrupted")
+                if not entry.settled:
+                    entry.error = self._error("interrupted")
                 entry.ready.set()
 
     def _hand_over(self) -> None:
@@ -114,15 +130,14 @@ class GroupCommit[T]:
         with self._lock:
             if entry in self._queue:
                 self._queue.remove(entry)
-                entry.error = GroupCommitError("timed out waiting for the group insert")
+                entry.error = self._error("timed out waiting for the group write")
                 return
-        # A leader already took it: its outcome comes with the INSERT that holds it.
+        # A leader already took it: its outcome comes with the round trip that holds it.
         entry.ready.wait()
 
-    @staticmethod
-    def _outcome(entry: _Entry[T]) -> bool:
+    def _outcome(self, entry: _Entry[T]) -> R:
         if entry.error is not None:
-            raise GroupCommitError("the group insert failed") from entry.error
-        if entry.inserted is None:
-            raise GroupCommitError("the group insert gave no outcome")
-        return entry.inserted
+            raise self._error("the group write failed") from entry.error
+        if entry.outcome is _PENDING:
+            raise self._error("the group write gave no outcome")
+        return entry.outcome  # type: ignore[return-value]  # set from write(), an R

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
@@ -295,7 +295,11 @@ def _message(request: HttpRequest, endpoint: Endpoint, raw: bytes, payload: Any,
 
 
 # One per web process: the threads of a process share INSERTs and commits (groupcommit.py).
-_group = GroupCommit(insert_messages)
+# A row the database refuses fails the statement as a whole, so nothing of it was kept and
+# the batch can be written again row by row.
+_group: GroupCommit[Message, bool] = GroupCommit(
+    insert_messages, retry_one_by_one=(DataError, IntegrityError, ProgrammingError, TypeError, ValueError)
+)
 
 
 def store(message: Message) -> bool:
@@ -304,7 +308,7 @@ def store(message: Message) -> bool:
         # Inside a caller's transaction (tests, scripts) only that transaction's commit
         # makes the row durable; other requests' rows must not ride on it.
         return message.insert_unless_duplicate()
-    return _group.insert(message)
+    return _group.submit(message)
 
 
 def _answer(answer: Answer) -> HttpResponse:

@@ -37,13 +37,13 @@ class Recorder:
         return [not item.startswith("dup") for item in batch]
 
 
-def run_behind_a_slow_first_write(writer: GroupCommit[str], recorder: Recorder, items: list[str]) -> list[object]:
+def run_behind_a_slow_first_write(writer: GroupCommit[str, bool], recorder: Recorder, items: list[str]) -> list[object]:
     """Insert items[0] first; once it is writing, the rest from their own threads."""
     outcomes: dict[str, object] = {}
 
     def insert(item: str) -> None:
         try:
-            outcomes[item] = writer.insert(item)
+            outcomes[item] = writer.submit(item)
         except Exception as exc:  # the outcome under test
             outcomes[item] = exc
 
@@ -64,7 +64,7 @@ def run_behind_a_slow_first_write(writer: GroupCommit[str], recorder: Recorder, 
 
 def test_it_writes_requests_that_arrive_during_an_insert_in_one_batch() -> None:
     recorder = Recorder()
-    writer: GroupCommit[str] = GroupCommit(recorder)
+    writer: GroupCommit[str, bool] = GroupCommit(recorder)
     items = ["first", "a", "b", "dup-c", "d", "e"]
     outcomes = run_behind_a_slow_first_write(writer, recorder, items)
     assert recorder.batches[0] == ["first"]
@@ -76,9 +76,9 @@ def test_it_writes_requests_that_arrive_during_an_insert_in_one_batch() -> None:
 def test_it_writes_a_lone_request_at_once() -> None:
     recorder = Recorder()
     recorder.release.set()
-    writer: GroupCommit[str] = GroupCommit(recorder)
-    assert writer.insert("only") is True
-    assert writer.insert("dup-next") is False
+    writer: GroupCommit[str, bool] = GroupCommit(recorder)
+    assert writer.submit("only") is True
+    assert writer.submit("dup-next") is False
     assert recorder.batches == [["only"], ["dup-next"]]
 
 
@@ -87,7 +87,7 @@ def test_it_fails_only_the_request_whose_row_the_database_refused() -> None:
         return IntegrityError("bad row") if "bad" in batch else None
 
     recorder = Recorder(refuse)
-    writer: GroupCommit[str] = GroupCommit(recorder)
+    writer: GroupCommit[str, bool] = GroupCommit(recorder, retry_one_by_one=(IntegrityError,))
     outcomes = run_behind_a_slow_first_write(writer, recorder, ["first", "a", "bad", "b"])
     assert outcomes[:2] == [True, True]
     assert isinstance(outcomes[2], GroupCommitError)
@@ -99,7 +99,7 @@ def test_it_fails_every_request_of_the_batch_when_the_database_is_unreachable() 
         return OperationalError("connection refused") if len(batch) > 1 else None
 
     recorder = Recorder(refuse)
-    writer: GroupCommit[str] = GroupCommit(recorder)
+    writer: GroupCommit[str, bool] = GroupCommit(recorder, retry_one_by_one=(IntegrityError,))
     outcomes = run_behind_a_slow_first_write(writer, recorder, ["first", "a", "b"])
     assert outcomes[0] is True
     assert all(isinstance(outcome, GroupCommitError) for outcome in outcomes[1:])
