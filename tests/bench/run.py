@@ -40,7 +40,9 @@ def main() -> None:
     for command in steps:
         print(f"\n$ {' '.join(Path(part).name if '/' in part else part for part in command)}", flush=True)
         failed |= subprocess.run(command, check=False).returncode != 0
-    print(f"\nmake bench took {time.monotonic() - started:.0f} s")
+    print("\n$ python report.py", flush=True)
+    subprocess.run([sys.executable, str(HERE / "report.py")], check=False)
+    print(f"make bench took {time.monotonic() - started:.0f} s")
     sys.exit(1 if failed else 0)
 
 
