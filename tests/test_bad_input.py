@@ -206,8 +206,9 @@ def first_page(response: Any, row: Message | RejectedAttempt | None) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
-def dashboard(case_id: str, query: Mapping[str, str], then: Check | None = None) -> Hostile:
-    return Hostile(case_id, 200, NOTHING, body=b"", method="GET", path="/?" + urlencode(query), staff=True, then=then)
+def dashboard(case_id: str, query: Mapping[str, str], then: Check | None = None, status: int = 200) -> Hostile:
+    path = "/?" + urlencode(query)
+    return Hostile(case_id, status, NOTHING, body=b"", method="GET", path=path, staff=True, then=then)
 
 
 CASES = [
@@ -400,9 +401,19 @@ CASES = [
     dashboard("sql-in-json-path", {"json": "type = x' OR '1'='1"}, no_password_hash),
     dashboard("sql-in-endpoint-id", {"endpoint": "1 OR 1=1"}, no_password_hash),
     dashboard("sql-in-cursor", {"before": "1' OR '1'='1"}, first_page),
-    dashboard("nul-in-search", {"q": "\x00"}, no_password_hash),
-    dashboard("nul-in-event-type", {"event_type": "a\x00b"}, no_password_hash),
-    dashboard("nul-in-json-path", {"json": "type = \x00"}, no_password_hash),
+    # NUL in any staff page's query string is a 400 (PostgreSQL text cannot hold it).
+    dashboard("nul-in-search", {"q": "\x00"}, status=400),
+    dashboard("nul-in-event-type", {"event_type": "a\x00b"}, status=400),
+    dashboard("nul-in-json-path", {"json": "type = \x00"}, status=400),
+    Hostile(
+        "nul-in-an-admin-lookup",
+        400,
+        NOTHING,
+        body=b"",
+        method="GET",
+        path="/admin/inbox/message/?event_type=%00",
+        staff=True,
+    ),
 ]
 
 
