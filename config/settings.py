@@ -145,10 +145,11 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # The receiver's INSERT binds its parameters on the server (inbox.models.insert_messages);
-        # psycopg prepares it once it has run this many times on a connection. Django's own
-        # queries bind on the client and are never prepared. 0 turns it off (e.g. behind a
-        # PgBouncer older than 1.21 in transaction mode).
-        _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 5)
+        # with a threshold, psycopg prepares it once it has run that many times on a
+        # connection. Off by default: behind PgBouncer in transaction mode (without
+        # max_prepared_statements) a prepared statement fails every batch. Django's own
+        # queries bind on the client and are never prepared.
+        _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 0)
         DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _prepare or None
 else:
     DATABASES = {

@@ -96,8 +96,6 @@ class GroupCommit[T, R]:
         try:
             try:
                 outcomes = self._write([entry.item for entry in batch])
-                for entry, outcome in zip(batch, outcomes, strict=True):
-                    entry.outcome = outcome
             except self._retry_one_by_one:
                 if len(batch) == 1:
                     raise
@@ -107,6 +105,11 @@ class GroupCommit[T, R]:
                         entry.outcome = self._write([entry.item])[0]
                     except Exception as exc:  # handed to that request's thread
                         entry.error = exc
+            else:
+                # Outside the retry: the write has committed, a mismatch here must not
+                # send the batch again.
+                for entry, outcome in zip(batch, outcomes, strict=True):
+                    entry.outcome = outcome
         except Exception as exc:  # e.g. the server is unreachable: every request fails
             for entry in batch:
                 if not entry.settled:

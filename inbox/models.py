@@ -670,15 +670,21 @@ def insert_messages(messages: list[Message]) -> list[bool]:
     minus the rows the conflict clause skipped; only rows with a key can be skipped, and
     every row carries its (endpoint, key), so walking both lists matches each row to its id.
     """
+    # Rows go in key order: the INSERT waits on each conflicting key in turn, and two web
+    # processes inserting the same keys in opposite orders would deadlock each other.
+    ordered = sorted(messages, key=lambda m: (m.endpoint_id, m.idempotency_key is None, m.idempotency_key or ""))
     fields = _insert_fields()
-    values = [f.get_db_prep_save(f.pre_save(m, add=True), connection) for m in messages for f in fields]
-    sql = _insert_sql(connection.vendor, len(messages))
+    values = [f.get_db_prep_save(f.pre_save(m, add=True), connection) for m in ordered for f in fields]
+    sql = _insert_sql(connection.vendor, len(ordered))
     if connection.vendor == "postgresql":
         # Server-side binding (Django's own cursors bind on the client): the parameters go
         # as they are instead of being quoted into the text in Python, and psycopg
         # prepares the statement once it has run a few times on this connection.
         import psycopg
 
+        # What Django's own cursor() does first: a connection the server dropped while idle
+        # is replaced here rather than failing this batch.
+        connection.close_if_health_check_failed()
         connection.ensure_connection()
         raw: Any = psycopg.Cursor(connection.connection)  # django-stubs expect a wrapper here
         # Django's wrapper still turns driver errors into django.db errors and counts the query.
@@ -690,20 +696,22 @@ def insert_messages(messages: list[Message]) -> list[bool]:
         with connection.cursor() as cursor:
             cursor.execute(sql, values)
             returned = cursor.fetchall()
-    inserted = []
+    inserted: dict[int, bool] = {}
     position = 0
-    for message in messages:
-        if position < len(returned) and tuple(returned[position][1:]) == (message.endpoint_id, message.idempotency_key):
+    for message in ordered:
+        stored = position < len(returned) and tuple(returned[position][1:]) == (
+            message.endpoint_id,
+            message.idempotency_key,
+        )
+        if stored:
             message.pk = returned[position][0]
             message._state.adding = False
             position += 1
-            inserted.append(True)
-        else:
-            inserted.append(False)
+        inserted[id(message)] = stored
     if position != len(returned):
         # Cannot happen while the order holds; refuse to answer rather than guess.
         raise DatabaseError("inserted rows could not be matched to their messages")
-    return inserted
+    return [inserted[id(message)] for message in messages]
 
 
 class RejectedAttempt(models.Model):

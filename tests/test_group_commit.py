@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import IntegrityError, OperationalError, connection
+from django.db import IntegrityError, OperationalError, close_old_connections, connection
 from django.test import Client
 
 from inbox.groupcommit import GroupCommit, GroupCommitError
@@ -150,3 +150,32 @@ def test_it_stores_every_concurrent_delivery_once() -> None:
     assert sorted(Message.objects.filter(endpoint=endpoint).values_list("idempotency_key", flat=True)) == sorted(
         {f"idempotency-key:evt_{n - n % 3}" for n in range(48)}
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_replaces_a_connection_the_database_dropped_while_idle() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("a server-side disconnect needs PostgreSQL")
+    import psycopg
+
+    endpoint, token = make_endpoint()
+    provider = Client()
+
+    def deliver() -> int:
+        response = provider.post(
+            f"/hooks/{endpoint.slug}/", b"{}", content_type="application/json", headers={"X-Webhook-Token": token or ""}
+        )
+        return int(response.status_code)
+
+    assert deliver() == 200
+    # A restart, a failover or an idle timeout ends the server side of the connection.
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"], autocommit=True
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+    # What the WSGI handler does as each request starts (the test client leaves it out):
+    # connections are due a health check again.
+    close_old_connections()
+    assert deliver() == 200
+    assert Message.objects.filter(endpoint=endpoint).count() == 2
