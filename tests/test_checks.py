@@ -11,7 +11,7 @@ from inbox.checks import check_forwarding, check_public_base_url, check_rate_lim
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-REDIS = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/15"}}
+REDIS = {"default": {"BACKEND": "inbox.cache.RateLimitCache", "LOCATION": "redis://127.0.0.1:6379/15"}}
 
 
 def ids(messages: list) -> list[str]:  # type: ignore[type-arg]
@@ -19,22 +19,23 @@ def ids(messages: list) -> list[str]:  # type: ignore[type-arg]
 
 
 def test_it_allows_a_process_local_cache_with_one_web_process(settings) -> None:  # type: ignore[no-untyped-def]
-    settings.CACHES, settings.WEB_CONCURRENCY = LOCMEM, 1
+    settings.CACHES, settings.RATELIMIT_USE_CACHE, settings.WEB_CONCURRENCY = LOCMEM, "default", 1
     assert ids(check_rate_limit_cache(None)) == []
 
 
 def test_it_errors_on_a_process_local_cache_with_several_web_processes(settings) -> None:  # type: ignore[no-untyped-def]
-    settings.CACHES, settings.WEB_CONCURRENCY = LOCMEM, 2
+    settings.CACHES, settings.RATELIMIT_USE_CACHE, settings.WEB_CONCURRENCY = LOCMEM, "default", 2
     assert ids(check_rate_limit_cache(None)) == ["inbox.E001"]
 
 
 def test_it_allows_a_shared_cache_with_several_web_processes(settings) -> None:  # type: ignore[no-untyped-def]
-    settings.CACHES, settings.WEB_CONCURRENCY = REDIS, 4
+    settings.CACHES, settings.RATELIMIT_USE_CACHE, settings.WEB_CONCURRENCY = REDIS, "default", 4
     assert ids(check_rate_limit_cache(None)) == []
 
 
 def test_it_errors_on_a_dummy_cache(settings) -> None:  # type: ignore[no-untyped-def]
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    settings.RATELIMIT_USE_CACHE = "default"
     assert ids(check_rate_limit_cache(None)) == ["inbox.E002"]
 
 
