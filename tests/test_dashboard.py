@@ -289,3 +289,20 @@ def test_it_refuses_a_delete_without_a_csrf_token(staff_client: Client) -> None:
     message = make_message(endpoint)
     assert staff_client.post(f"/messages/{message.pk}/delete/").status_code == 403
     assert Message.objects.filter(pk=message.pk).exists()
+
+
+def test_it_refuses_sign_in_rather_than_erroring_when_the_rate_limit_cache_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.conf import settings
+    from django.core.cache import caches
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(caches[settings.RATELIMIT_USE_CACHE], "add", down)
+    client = Client()
+    assert client.get("/accounts/login/").status_code == 200  # only POSTs are counted
+    response = client.post("/accounts/login/", {"username": "staff", "password": "guess"})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inbox.views.common import audit_list, healthz, rate_limited, staff_required
+from inbox.views.common import audit_list, healthz, login, rate_limited, staff_required
 from inbox.views.endpoints import (
     endpoint_create,
     endpoint_delete,
@@ -46,6 +46,7 @@ __all__ = [
     "export_ndjson",
     "healthz",
     "job_detail",
+    "login",
     "message_compare",
     "message_delete",
     "message_detail",

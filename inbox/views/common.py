@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -17,6 +18,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
+from django_ratelimit.core import is_ratelimited
+from django_ratelimit.exceptions import Ratelimited
 
 from inbox.filters import MessageFilter
 from inbox.models import AuditEntry, Endpoint, Message
@@ -49,6 +52,28 @@ def staff_required(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+_login_form_view = auth_views.LoginView.as_view(redirect_authenticated_user=True)
+
+
+def login(request: HttpRequest) -> HttpResponseBase:
+    """Django's login view, with password guessing slowed per client address (POSTs only).
+
+    When the rate-limit cache does not answer, sign-in waits (503) rather than letting
+    guesses through unmetered, and never turns into a 500."""
+    try:
+        limited = is_ratelimited(request, group="login", key="ip", rate="10/m", method="POST", increment=True)
+    except Exception:  # The cache client raises its own error types (redis, sockets).
+        logger.warning("rate-limit cache unavailable; sign-in refused for now")
+        response = HttpResponse(
+            "Sign-in is unavailable for a moment; retry shortly.\n", status=503, content_type="text/plain"
+        )
+        response["Retry-After"] = "30"
+        return response
+    if limited:
+        raise Ratelimited()  # answered by RATELIMIT_VIEW (429) through the middleware
+    return _login_form_view(request)
 
 
 def rate_limited(request: HttpRequest, exception: Exception) -> HttpResponse:
