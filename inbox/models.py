@@ -642,6 +642,10 @@ class Message(models.Model):
         return insert_messages([self])[0]
 
 
+# A receiver connection unused for longer than this is checked before the INSERT.
+IDLE_CHECK_SECONDS = 1.0
+
+
 @cache
 def _insert_fields() -> tuple[models.Field[Any, Any], ...]:
     return tuple(f for f in Message._meta.concrete_fields if not f.primary_key)
@@ -682,10 +686,15 @@ def insert_messages(messages: list[Message]) -> list[bool]:
         # prepares the statement once it has run a few times on this connection.
         import psycopg
 
-        # What Django's own cursor() does first: a connection the server dropped while idle
-        # is replaced here rather than failing this batch.
-        connection.close_if_health_check_failed()
+        # Django's own cursor() checks a persistent connection with a round trip at the
+        # start of every request; that would double this path's budget. Check only a
+        # connection that sat idle (the one a restart or an idle timeout can have dropped);
+        # a busy one that breaks fails its batch with a 503 and is replaced after it.
+        now = time.monotonic()
+        if now - getattr(connection, "inbox_used_at", 0.0) > IDLE_CHECK_SECONDS:
+            connection.close_if_health_check_failed()
         connection.ensure_connection()
+        connection.inbox_used_at = now  # type: ignore[attr-defined]
         raw: Any = psycopg.Cursor(connection.connection)  # django-stubs expect a wrapper here
         # Django's wrapper still turns driver errors into django.db errors and counts the query.
         wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor

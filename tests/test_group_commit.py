@@ -4,6 +4,7 @@ its own truthful answer (stored, duplicate, or 503)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,7 +13,7 @@ from django.db import IntegrityError, OperationalError, close_old_connections, c
 from django.test import Client
 
 from inbox.groupcommit import GroupCommit, GroupCommitError
-from inbox.models import Message, insert_messages
+from inbox.models import IDLE_CHECK_SECONDS, Message, insert_messages
 from tests.conftest import make_endpoint
 
 
@@ -175,7 +176,9 @@ def test_it_replaces_a_connection_the_database_dropped_while_idle() -> None:
     ) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
     # What the WSGI handler does as each request starts (the test client leaves it out):
-    # connections are due a health check again.
+    # connections are due a health check again, which the receiver runs on a connection
+    # that sat idle.
     close_old_connections()
+    time.sleep(IDLE_CHECK_SECONDS + 0.1)
     assert deliver() == 200
     assert Message.objects.filter(endpoint=endpoint).count() == 2

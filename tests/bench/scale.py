@@ -148,7 +148,9 @@ def purge_under_load(duration_slice: int, connections: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
-    parser.add_argument("--reuse", action="store_true", help="Keep inbox_bench when it holds enough messages.")
+    parser.add_argument(
+        "--reuse", action="store_true", help="Keep inbox_bench after the run, and use it when it holds enough messages."
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--purge-connections", type=int, default=8)
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "scale.json")
@@ -174,6 +176,16 @@ def main() -> None:
         )
 
     purge = purge_under_load(5, args.purge_connections)
+    if not args.reuse:
+        # Half a million dead rows would keep autovacuum busy for minutes after the run,
+        # under whatever is measured next on this machine.
+        from django.db import connections
+
+        connections.close_all()
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     summary = {
         "messages": args.messages,
         "seeding": seeding,
