@@ -47,6 +47,8 @@ test: install
 # export and purge on BENCH_MESSAGES seeded messages. Needs wrk, PostgreSQL and Redis.
 BENCH_MESSAGES ?= 1000000
 bench: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
 	$(PY) tests/bench/run.py --messages $(BENCH_MESSAGES) $(BENCH_ARGS)
 
 lint: install
