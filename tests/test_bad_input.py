@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -34,6 +30,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from inbox.models import Message, RejectedAttempt
+from tests import servers
 from tests.conftest import make_endpoint, make_message
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -494,63 +491,21 @@ class Server:
         return [line for line in lines if "Traceback" in line or "unexpected error" in line]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """granian serving the app as production does, on a SQLite file of its own."""
     tmp = tmp_path_factory.mktemp("granian")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_ENV")}
-    env |= {"DJANGO_ENV": "development", "SQLITE_PATH": str(tmp / "inbox.sqlite3"), "VAR_DIR": str(tmp)}
-    env |= {"PORT": str(port), "INBOX_LOG_LEVEL": "INFO"}
-
-    def manage(*args: str) -> str:
-        done = subprocess.run(  # noqa: S603 - our own manage.py with fixed arguments
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    manage("migrate", "--no-input", "--verbosity", "0")
-    created = json.loads(manage("create_endpoint", "raw-socket", "--json"))
-    granian = ROOT / ".venv" / "bin" / "granian"
+    port = servers.free_port()
+    env = servers.app_env(tmp, port, INBOX_LOG_LEVEL="INFO")  # SQLite in VAR_DIR
+    servers.manage(env, "migrate", "--no-input", "--verbosity", "0")
+    created = servers.create_endpoint(env, "raw-socket")
     log = tmp / "granian.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - the server binary with fixed arguments
-            [
-                *(str(granian), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port)),
-                *("--workers", "1", "--blocking-threads", "4", "config.wsgi:application"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    web = servers.start_web(env, port, log, workers=1, threads=4)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "granian did not answer /healthz in 20 s"
-            time.sleep(0.1)
+        servers.wait_healthy(port, web)
         yield Server("127.0.0.1", port, created["slug"], created["token"], created["id"], tmp / "inbox.sqlite3", log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        web.stop()
 
 
 def exchange(server: Server, data: bytes, *, half_close: bool = False, timeout: float = 5) -> tuple[int, bytes]:
