@@ -29,13 +29,11 @@ import hmac
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +41,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests import servers  # noqa: E402 - once the project is on the path
+from tests.servers import free_port  # noqa: E402
+
 VENV = ROOT / ".venv" / "bin"
 LUA = Path(__file__).with_name("post.lua")
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -57,12 +60,6 @@ BODY = json.dumps(
     }
 )
 GITHUB_SECRET = "bench-github-secret-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def log(text: str) -> None:
@@ -85,79 +82,18 @@ class Setup:
         return f"http://127.0.0.1:{self.port}"
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run(
-            [str(VENV / "python"), "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
-        return result.stdout
+        return servers.manage(self.env, *args, timeout=600)
 
     @contextlib.contextmanager
     def serving(self, logdir: Path) -> Iterator[None]:
-        web_log = open(logdir / f"{self.name}-web.log", "w")  # noqa: SIM115 - closed below
-        worker_log = open(logdir / f"{self.name}-worker.log", "w")  # noqa: SIM115
-        web = subprocess.Popen(
-            [
-                str(VENV / "granian"),
-                "--interface",
-                "wsgi",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-                "--blocking-threads",
-                str(self.threads),
-                "config.wsgi:application",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=web_log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        worker = subprocess.Popen(
-            [str(VENV / "python"), "manage.py", "db_worker", "--no-reload", "--interval", "0.2"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=worker_log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        web = servers.start_web(self.env, self.port, logdir / f"{self.name}-web.log", self.workers, self.threads)
+        worker = servers.start_worker(self.env, logdir / f"{self.name}-worker.log")
         try:
-            wait_healthy(self.base)
+            servers.wait_healthy(self.port, web, timeout=30)
             yield
         finally:
-            for process in (web, worker):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, 15)
-            for process in (web, worker):
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, 9)
-            web_log.close()
-            worker_log.close()
-
-
-def wait_healthy(base: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:  # noqa: S310 - our own server
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"server at {base} did not become healthy")
-        time.sleep(0.2)
+            web.stop()
+            worker.stop()
 
 
 def run_wrk(url: str, duration: int, connections: int, **lua_env: str) -> dict[str, Any]:

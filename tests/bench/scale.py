@@ -30,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests import servers
 from tests.bench.ingest import PG_ADMIN_URL, REDIS_URL, ROOT, VENV, Setup, free_port, log, production_env, run_wrk
 
 DATABASE = "inbox_bench"
@@ -38,12 +39,7 @@ SEED_DAYS = 90
 
 
 def manage(*args: str, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [str(VENV / "python"), "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
-    return result.stdout
+    return servers.manage(env, *args, timeout=1200)
 
 
 def prepare(messages: int, reuse: bool) -> dict[str, Any]:
