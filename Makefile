@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-WEB_THREADS ?= 8
 export DJANGO_SETTINGS_MODULE := config.settings
 
 .PHONY: run test bench lint typecheck check install clean
@@ -18,29 +17,19 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
-# One web process (threads share it) and one task worker; the process-local rate-limit
-# cache is correct exactly because there is one web process (check inbox.E001).
-run: export DJANGO_ENV ?= development
-run: export WEB_CONCURRENCY = 1
-# Local development forwards to local catchers (127.0.0.1); production leaves this off.
-run: export FORWARD_ALLOW_PRIVATE ?= true
+# bin/run.py writes the git-ignored env file var/.env (a generated SECRET_KEY,
+# DJANGO_ENV=development, FORWARD_ALLOW_PRIVATE=true, the PORT served) that config/settings.py
+# reads, so every manage.py command in the README works afterwards with nothing exported.
+# It migrates quietly, starts granian (one process) and the task worker in process groups of
+# their own, and stops both on one Ctrl+C.
 run: export PORT := $(PORT)
 run: install
-	$(PY) manage.py migrate --no-input
-	$(PY) manage.py collectstatic --no-input --verbosity 0
-	$(PY) manage.py ensure_staff
-	$(PY) manage.py schedule_tasks
-	@echo "Serving http://127.0.0.1:$(PORT)/ — log in at http://127.0.0.1:$(PORT)/accounts/login/ (Ctrl+C stops)"
-	@trap 'kill 0' EXIT INT TERM; \
-	$(PY) manage.py db_worker --no-reload --interval 0.2 & \
-	$(VENV)/bin/granian --interface wsgi --host 127.0.0.1 --port $(PORT) --workers 1 \
-		--blocking-threads $(WEB_THREADS) --static-path-route /static --static-path-mount var/static \
-		config.wsgi:application
+	@$(PY) bin/run.py
 
 test: export DJANGO_ENV ?= test
 test: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy inbox config
+	$(VENV)/bin/mypy inbox config bin/run.py
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks (not part of `make test`): ingest against reference views, and the dashboard,
@@ -57,7 +46,7 @@ lint: install
 
 typecheck: export DJANGO_ENV ?= test
 typecheck: install
-	$(VENV)/bin/mypy inbox config
+	$(VENV)/bin/mypy inbox config bin/run.py
 
 clean:
 	rm -rf $(VENV) var/static

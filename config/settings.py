@@ -1,8 +1,9 @@
 """Settings for Webhook Inbox: one file, driven by the environment, failing closed.
 
 DJANGO_ENV is `production` unless the environment says `development` or `test`
-(`make run` and `make test` do). Production refuses to start without SECRET_KEY and
-ALLOWED_HOSTS; DEBUG is off unless DEBUG=true is set explicitly.
+(`make run` writes DJANGO_ENV=development into var/.env; `make test` exports DJANGO_ENV=test).
+Production refuses to start without SECRET_KEY and ALLOWED_HOSTS; DEBUG is off unless
+DEBUG=true is set explicitly.
 """
 
 from __future__ import annotations
@@ -10,13 +11,25 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+# The local env file `make run` writes (bin/run.py): variables for every process started in
+# this checkout, so `manage.py ...` works without exporting anything. Precedence: the real
+# environment, then this file, then the defaults below. A test run (DJANGO_ENV=test in the
+# real environment, as `make test` exports it) never reads it: the port, database or
+# anything else someone put there must not change what the tests see. Without the file (and
+# without DJANGO_ENV) this is production, which fails closed below.
+ENV_FILE = VAR_DIR / ".env"
+if os.environ.get("DJANGO_ENV") != "test":
+    load_dotenv(ENV_FILE, override=False)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -241,9 +254,18 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
-if env_bool("SECURE_PROXY_SSL_HEADER", False):
+# Behind a TLS-terminating proxy (TRUSTED_PROXY_HOPS >= 1) the app sees plain HTTP; the proxy
+# says what the client used in X-Forwarded-Proto. Without trusting it, every page would
+# redirect to https for ever. The proxy must set (not append to) that header, as the nginx
+# block in the README does.
+if env_bool("SECURE_PROXY_SSL_HEADER", TRUSTED_PROXY_HOPS > 0):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# A form posted from PUBLIC_BASE_URL's origin passes the CSRF origin check even when the proxy
+# passes on another Host than the public one.
+_public = urlsplit(PUBLIC_BASE_URL)
+CSRF_TRUSTED_ORIGINS = env_list(
+    "CSRF_TRUSTED_ORIGINS", [f"{_public.scheme}://{_public.netloc}"] if _public.scheme and _public.netloc else []
+)
 # Providers reach /healthz and /hooks/ over plain HTTP in some setups; they never see a
 # redirect to https for those paths.
 SECURE_REDIRECT_EXEMPT = [r"^hooks/", r"^healthz$"]
