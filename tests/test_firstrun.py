@@ -100,13 +100,13 @@ def test_it_waits_for_the_first_delivery_then_shows_it(staff_client: Client, pro
     page = staff_client.get(created["Location"]).content.decode()
     poll = f"/endpoints/{endpoint.pk}/first-delivery/"
     assert "Waiting for the first delivery" in page
-    assert f'hx-get="{poll}"' in page
+    assert f'hx-get="{poll}?refused=0"' in page
     token = shown_token(page.encode())
     assert f"curl -X POST '{endpoint.url}'" in page
     assert f"X-Webhook-Token: {token}" in page
 
     # Nothing yet: 204, and htmx keeps the box (and its curl) as it is.
-    assert staff_client.get(poll, headers=HTMX).status_code == 204
+    assert staff_client.get(poll + "?refused=0", headers=HTMX).status_code == 204
 
     provider.post(
         endpoint.path,
@@ -115,7 +115,7 @@ def test_it_waits_for_the_first_delivery_then_shows_it(staff_client: Client, pro
         headers={"X-Webhook-Token": token or ""},
     )
     message = Message.objects.get()
-    arrived = staff_client.get(poll, headers=HTMX)
+    arrived = staff_client.get(poll + "?refused=0", headers=HTMX)
     fragment = arrived.content.decode()
     assert arrived.status_code == 200
     assert "First delivery received" in fragment
@@ -130,12 +130,25 @@ def test_it_waits_for_the_first_delivery_then_shows_it(staff_client: Client, pro
     assert poll not in page
 
 
+def test_it_says_while_waiting_that_deliveries_were_refused(staff_client: Client, provider: Client) -> None:
+    endpoint, _ = make_endpoint()
+    poll = f"/endpoints/{endpoint.pk}/first-delivery/"
+    provider.post(endpoint.path, b"{}", content_type="application/json", headers={"X-Webhook-Token": "wrong"})
+    refused = staff_client.get(poll + "?refused=0", headers=HTMX)
+    fragment = refused.content.decode()
+    assert refused.status_code == 200
+    assert "Waiting for the first delivery" in fragment
+    assert "1 refused:" in fragment
+    assert f'hx-get="{poll}?refused=1"' in fragment  # still polling, from the new count
+    assert staff_client.get(poll + "?refused=1", headers=HTMX).status_code == 204
+
+
 def test_it_shows_viewers_the_wait_without_the_url(viewer_client: Client) -> None:
     endpoint, _ = make_endpoint()
     page = viewer_client.get(f"/endpoints/{endpoint.pk}/").content.decode()
     assert "Waiting for the first delivery" in page
     assert endpoint.slug not in page
-    assert viewer_client.get(f"/endpoints/{endpoint.pk}/first-delivery/", headers=HTMX).status_code == 204
+    assert viewer_client.get(f"/endpoints/{endpoint.pk}/first-delivery/?refused=0", headers=HTMX).status_code == 204
 
 
 def test_it_makes_a_quick_endpoint_in_one_click(staff_client: Client, provider: Client) -> None:

@@ -179,16 +179,24 @@ def endpoint_quick(request: HttpRequest) -> HttpResponse:
 @require_GET
 @staff_required
 def endpoint_first_delivery(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """The endpoint page's live wait: 204 (htmx keeps polling) until a message is stored,
-    then the message, which ends the polling, and the recent messages out of band."""
+    """The endpoint page's live wait: 204 (htmx keeps polling) while nothing changed; the
+    wait again with a count when deliveries were refused; once a message is stored, the
+    message, which ends the polling, and the recent messages out of band."""
     endpoint = get_endpoint(pk)
-    recent = list(endpoint.messages.for_list()[:10])
-    if not recent:
-        return HttpResponse(status=204)
     if not request.htmx:
         return redirect(endpoint)
-    context = {"endpoint": endpoint, "recent": recent, "first": recent[-1], "oob": True}
-    return render(request, "inbox/endpoint_detail.html#arrived", context)
+    recent = list(endpoint.messages.for_list()[:10])
+    if recent:
+        context = {"endpoint": endpoint, "recent": recent, "first": recent[-1], "oob": True}
+        return render(request, "inbox/endpoint_detail.html#arrived", context)
+    # Still waiting. Refusals (a wrong token, a bad signature) are why a first delivery
+    # never shows: say so as they come, and keep polling.
+    rejected = endpoint.rejected_attempts.all()
+    rejected_count = rejected.count()
+    if str(rejected_count) == request.GET.get("refused"):
+        return HttpResponse(status=204)
+    context = {"endpoint": endpoint, "rejected": rejected[:1], "rejected_count": rejected_count}
+    return render(request, "inbox/endpoint_detail.html#waiting", context)
 
 
 @require_http_methods(["GET", "POST"])
