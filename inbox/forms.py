@@ -6,9 +6,77 @@ from typing import Any
 from django import forms
 
 from inbox.models import Destination, Endpoint, validate_header_name, validate_methods
-from inbox.verification import DIGESTS, HMAC_OPTION_DEFAULTS, PRESETS
+from inbox.verification import DIGESTS, HMAC_OPTION_DEFAULTS, PRESETS, Preset
 
 HMAC_FIELDS = ("header", "digest", "encoding", "prefix", "template", "timestamp_header", "tolerance")
+
+
+class FocusFirstError(forms.BaseForm):
+    """A form that, when it comes back with errors, puts the cursor in the first bad field
+    (`autofocus`: no script needed) and lists every error for a summary at the top.
+
+    Django already marks a bad field `aria-invalid` and points its `aria-describedby` at
+    `<id>_helptext` and `<id>_error`, which inbox/_field.html renders."""
+
+    def display_order(self) -> list[str]:
+        """Field names in the order the page shows them."""
+        return list(self.fields)
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if first := next(iter(self.fields_with_errors()), None):
+            first.field.widget.attrs["autofocus"] = True
+
+    def fields_with_errors(self) -> list[forms.BoundField]:
+        if not self.is_bound:
+            return []
+        return [self[name] for name in self.display_order() if name in self.errors]
+
+
+class PresetSelect(forms.Select):
+    """The preset choice, each option carrying what the page needs to switch the fields
+    without a round trip: which preset-dependent fields apply, and the secret's wording."""
+
+    option_data: dict[str, dict[str, str]]
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.option_data = {}
+
+    def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option: dict[str, Any] = super().create_option(*args, **kwargs)
+        option["attrs"].update(self.option_data.get(str(option["value"]), {}))
+        return option
+
+
+def fields_for_preset(preset: Preset) -> tuple[str, ...]:
+    """The preset-dependent parts of the endpoint form that `preset` uses; every other
+    field applies to all presets. `hmac` stands for the generic HMAC settings."""
+    used: list[str] = []
+    if preset.secret_kind not in ("none", "basic"):
+        used.append("secret")  # basic and none: nothing to paste or choose
+    if preset.name == "token":
+        used.append("token_header")  # other token-like presets have a fixed header
+    if preset.name == "hmac":
+        used.append("hmac")
+    return tuple(used)
+
+
+def secret_wording(preset: Preset, *, replacing: bool) -> tuple[str, str]:
+    """The secret field's label and help for `preset`: a provider-issued secret is asked
+    for; a generated one may be chosen instead. `replacing`: the endpoint already has one."""
+    provider = preset.label.split(" (")[0]
+    noun = preset.secret_label.lower()
+    if preset.generates_secret:
+        if replacing:
+            return f"New {noun} (optional)", "Leave empty to keep the current one."
+        return f"Your own {noun} (optional)", "Leave empty to have one generated: it is shown once, on the next page."
+    if replacing:
+        return (
+            f"New {noun} from {provider} (optional)",
+            "Leave empty to keep the current one. To change it without a gap, use Rotate on the endpoint page.",
+        )
+    return f"{preset.secret_label} from {provider}", f"Paste the {noun} that {provider} shows for this webhook."
 
 
 def secret_field(label: str, help_text: str) -> forms.CharField:
@@ -23,15 +91,22 @@ def secret_field(label: str, help_text: str) -> forms.CharField:
     )
 
 
-class EndpointForm(forms.ModelForm[Endpoint]):
+# The endpoint form shows what a first endpoint needs on top (name, preset and what the
+# preset asks for); limits, storage and the answer keep their defaults under "Advanced".
+ADVANCED_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Receiving", ("allowed_methods", "rate_limit", "rate_limit_fail_open", "max_body_bytes", "dedupe_on_payload_id")),
+    ("Keeping messages", ("retention_days", "max_messages")),
+    ("Processing", ("max_retries",)),
+    ("The answer to the sender", ("response_status", "response_content_type", "response_body")),
+)
+
+
+class EndpointForm(FocusFirstError, forms.ModelForm[Endpoint]):
     # The provider's secret belongs right under the preset it goes with.
     field_order = ["name", "description", "enabled", "auth", "secret", "token_header"]
 
-    secret = secret_field(
-        "Secret from the provider",
-        "For providers that issue the secret (Stripe, Shopify, Slack, Paddle, Square, Twilio, Discord's public "
-        "key, …). Leave empty to keep the current one, or to have one generated where the preset allows it.",
-    )
+    # Label and help depend on the preset and on create or edit: see secret_wording().
+    secret = secret_field("Secret", "")
     hmac_header = forms.CharField(
         required=False,
         initial=HMAC_OPTION_DEFAULTS["header"],
@@ -80,6 +155,7 @@ class EndpointForm(forms.ModelForm[Endpoint]):
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "response_body": forms.Textarea(attrs={"rows": 2}),
+            "auth": PresetSelect(attrs={"data-preset-select": ""}),
         }
         labels = {
             "auth": "Verification",
@@ -89,7 +165,7 @@ class EndpointForm(forms.ModelForm[Endpoint]):
             "dedupe_on_payload_id": "Deduplicate on payload id",
             "rate_limit_fail_open": "Fail open",
         }
-        help_texts = {"token_header": "For the shared-token scheme: the header that carries the token."}
+        help_texts = {"token_header": "The request header that carries the token."}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -97,6 +173,67 @@ class EndpointForm(forms.ModelForm[Endpoint]):
         for name in HMAC_FIELDS:
             if name in options:
                 self.fields[f"hmac_{name}"].initial = options[name]
+        select = self.fields["auth"].widget
+        assert isinstance(select, PresetSelect)
+        for name, preset in PRESETS.items():
+            label, help_text = secret_wording(preset, replacing=self._replacing(preset))
+            select.option_data[name] = {
+                "data-fields": " ".join(fields_for_preset(preset)),
+                "data-secret-label": label,
+                "data-secret-help": help_text,
+            }
+        current = self.preset
+        self.fields["secret"].label, self.fields["secret"].help_text = secret_wording(
+            current, replacing=self._replacing(current)
+        )
+
+    @property
+    def creating(self) -> bool:
+        return self.instance.pk is None
+
+    def _replacing(self, preset: Preset) -> bool:
+        # Editing an endpoint that keeps its preset: the secret it has may stay.
+        return not self.creating and preset.name == self.instance.auth
+
+    @property
+    def preset(self) -> Preset:
+        """The preset the page shows fields for: as submitted, else as stored."""
+        if self.is_bound:
+            name = self.data.get(self.add_prefix("auth"))
+        else:
+            name = self.initial.get("auth") or self.instance.auth
+        return PRESETS.get(str(name or ""), PRESETS["token"])
+
+    # --- Layout: what the page shows where -----------------------------------------------
+    def essential_fields(self) -> list[forms.BoundField]:
+        names = ["name", "description"] if self.creating else ["name", "description", "enabled"]
+        return [self[name] for name in [*names, "auth"]]
+
+    def preset_rows(self) -> list[dict[str, Any]]:
+        """The preset-dependent fields, each hidden unless the chosen preset uses it (or it
+        has an error: an error is never hidden). The page's script switches them live."""
+        used = fields_for_preset(self.preset)
+        return [
+            {"field": self[name], "hidden": name not in used and not self[name].errors}
+            for name in ("secret", "token_header")
+        ]
+
+    def hmac_hidden(self) -> bool:
+        return "hmac" not in fields_for_preset(self.preset) and not any(f.errors for f in self.hmac_fields())
+
+    def advanced_groups(self) -> list[tuple[str, list[forms.BoundField]]]:
+        groups = [(legend, [self[name] for name in names]) for legend, names in ADVANCED_GROUPS]
+        if self.creating:
+            groups[0][1].insert(0, self["enabled"])
+        return groups
+
+    def advanced_has_errors(self) -> bool:
+        return any(field.errors for _, fields in self.advanced_groups() for field in fields)
+
+    def display_order(self) -> list[str]:
+        names = [f.name for f in self.essential_fields()] + ["secret", "token_header"]
+        names += [f.name for f in self.hmac_fields()]
+        return names + [f.name for _, fields in self.advanced_groups() for f in fields]
 
     def clean_allowed_methods(self) -> str:
         value: str = self.cleaned_data["allowed_methods"]
@@ -118,9 +255,6 @@ class EndpointForm(forms.ModelForm[Endpoint]):
         if "{" in rest or "}" in rest:
             raise forms.ValidationError("Use only the placeholders {body}, {timestamp} and {url}.")
         return value
-
-    def main_fields(self) -> list[forms.BoundField]:
-        return [field for field in self if not field.name.startswith("hmac_")]
 
     def hmac_fields(self) -> list[forms.BoundField]:
         return [field for field in self if field.name.startswith("hmac_")]
@@ -157,7 +291,7 @@ class EndpointForm(forms.ModelForm[Endpoint]):
         return {k: v for k, v in options.items() if v not in (None, "")}
 
 
-class RotateForm(forms.Form):
+class RotateForm(FocusFirstError, forms.Form):
     secret = secret_field("New secret from the provider", "Leave empty to generate one (where the preset allows it).")
     grace_hours = forms.IntegerField(
         min_value=0,
@@ -184,7 +318,7 @@ class RotateForm(forms.Form):
         return value
 
 
-class DestinationForm(forms.ModelForm[Destination]):
+class DestinationForm(FocusFirstError, forms.ModelForm[Destination]):
     class Meta:
         model = Destination
         fields = ["url", "enabled", "timeout_seconds", "forward_headers"]

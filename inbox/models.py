@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import DatabaseError, connection, models
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
@@ -108,6 +108,24 @@ def token_digest(token: str) -> str:
 class EndpointQuerySet(models.QuerySet["Endpoint"]):
     def enabled(self) -> EndpointQuerySet:
         return self.filter(enabled=True)
+
+    def create_quick(self, created_by: Any = None) -> tuple[Endpoint, dict[str, str]]:
+        """A token endpoint with every default and a generated name (`quick-3f9a2c`): a URL
+        to try in one click. Returns it and its token, to be shown once."""
+        for _ in range(5):
+            endpoint = Endpoint(
+                name=f"quick-{secrets.token_hex(3)}",
+                description="Made with Quick endpoint: rename it, or pick a provider's preset, under Edit.",
+                created_by=created_by,
+            )
+            shown = endpoint.set_secret()
+            try:
+                with transaction.atomic():
+                    endpoint.save()
+            except IntegrityError:
+                continue  # the name was taken (1 in 16 million): draw another
+            return endpoint, shown
+        raise IntegrityError("no free quick endpoint name after 5 tries")
 
 
 class Endpoint(models.Model):

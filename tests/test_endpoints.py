@@ -35,11 +35,13 @@ def shown_token(content: bytes) -> str | None:
 
 
 def test_it_creates_an_endpoint_and_shows_its_url_and_token_once(staff_client: Client) -> None:
-    response = csrf_post(staff_client, "/endpoints/new/", NEW_ENDPOINT)
-    assert response.status_code == 201
+    created = csrf_post(staff_client, "/endpoints/new/", NEW_ENDPOINT)
     endpoint = Endpoint.objects.get()
+    # Post/redirect/get: the answer to the POST is a redirect, so a reload cannot create twice.
+    assert (created.status_code, created["Location"]) == (302, f"/endpoints/{endpoint.pk}/")
     assert (endpoint.name, endpoint.rate_limit, endpoint.retention_days) == ("Stripe production", "120/m", 14)
     assert len(endpoint.slug) >= 22  # at least 128 bits of token_urlsafe
+    response = staff_client.get(created["Location"])
     page = response.content.decode()
     assert f"http://127.0.0.1:8000/hooks/{endpoint.slug}/" in page
     token = shown_token(response.content)
@@ -76,8 +78,10 @@ def test_it_refuses_a_duplicate_name(staff_client: Client) -> None:
 
 def test_it_rotates_the_token(staff_client: Client, provider: Client) -> None:
     endpoint, old_token = make_endpoint()
-    response = csrf_post(staff_client, f"/endpoints/{endpoint.pk}/rotate/", {"grace_hours": "0"})
-    assert response.status_code == 200
+    rotated = csrf_post(staff_client, f"/endpoints/{endpoint.pk}/rotate/", {"grace_hours": "0"})
+    assert (rotated.status_code, rotated["Location"]) == (302, f"/endpoints/{endpoint.pk}/")
+    response = staff_client.get(rotated["Location"])
+    assert "no-store" in response["Cache-Control"]
     new_token = shown_token(response.content)
     assert new_token
     assert new_token != old_token
@@ -111,7 +115,8 @@ def test_it_edits_an_endpoint_without_touching_its_secret(staff_client: Client) 
 
 def test_it_makes_a_token_when_an_endpoint_switches_to_token_verification(staff_client: Client) -> None:
     endpoint, _ = make_endpoint(auth="none")
-    response = csrf_post(staff_client, f"/endpoints/{endpoint.pk}/edit/", NEW_ENDPOINT)
+    response = csrf_post(staff_client, f"/endpoints/{endpoint.pk}/edit/", NEW_ENDPOINT, follow=True)
+    assert response.redirect_chain == [(f"/endpoints/{endpoint.pk}/", 302)]
     token = shown_token(response.content)
     assert token is not None
     endpoint.refresh_from_db()

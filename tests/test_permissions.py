@@ -57,7 +57,7 @@ def test_it_refuses_every_change_to_a_viewer(viewer_client: Client) -> None:
 
 
 def test_it_records_who_changed_what_in_the_audit_log(staff_client: Client) -> None:
-    created = csrf_post(staff_client, "/endpoints/new/", {**NEW_ENDPOINT, "secret": ""})
+    created = csrf_post(staff_client, "/endpoints/new/", {**NEW_ENDPOINT, "secret": ""}, follow=True)
     endpoint = Endpoint.objects.get()
     token = created.content.decode().split('id="shown-token" class="mono token" value="')[1].split('"')[0]
     csrf_post(staff_client, f"/endpoints/{endpoint.pk}/edit/", {**NEW_ENDPOINT, "rate_limit": "60/m"})

@@ -33,8 +33,8 @@ def test_it_offers_every_preset_in_the_form(staff_client: Client) -> None:
 
 def test_it_creates_a_stripe_endpoint_from_the_pasted_secret(staff_client: Client) -> None:
     data = {**NEW_ENDPOINT, "auth": "stripe", "secret": "whsec_pasted_from_the_dashboard"}
-    response = csrf_post(staff_client, "/endpoints/new/", data)
-    assert response.status_code == 201
+    response = csrf_post(staff_client, "/endpoints/new/", data, follow=True)
+    assert response.redirect_chain[0][1] == 302
     endpoint = Endpoint.objects.get()
     assert endpoint.credentials()[0].value == "whsec_pasted_from_the_dashboard"
     page = response.content.decode()
@@ -61,7 +61,7 @@ def test_it_explains_a_missing_or_wrong_secret(staff_client: Client, auth: str, 
 
 
 def test_it_generates_and_shows_once_what_the_preset_generates(staff_client: Client) -> None:
-    response = csrf_post(staff_client, "/endpoints/new/", {**NEW_ENDPOINT, "auth": "github"})
+    response = csrf_post(staff_client, "/endpoints/new/", {**NEW_ENDPOINT, "auth": "github"}, follow=True)
     secret = shown(response.content, "secret")
     assert secret
     endpoint = Endpoint.objects.get()
@@ -70,13 +70,14 @@ def test_it_generates_and_shows_once_what_the_preset_generates(staff_client: Cli
 
 
 def test_it_shows_basic_credentials_and_metas_verify_token_once(staff_client: Client) -> None:
-    basic = csrf_post(staff_client, "/endpoints/new/", {**NEW_ENDPOINT, "name": "b", "auth": "basic"})
+    basic = csrf_post(staff_client, "/endpoints/new/", {**NEW_ENDPOINT, "name": "b", "auth": "basic"}, follow=True)
     assert shown(basic.content, "username")
     assert shown(basic.content, "password")
     meta = csrf_post(
         staff_client,
         "/endpoints/new/",
         {**NEW_ENDPOINT, "name": "m", "auth": "meta", "secret": "0123456789abcdef0123456789abcdef"},
+        follow=True,
     )
     verify_token = shown(meta.content, "verify_token")
     assert verify_token
@@ -96,7 +97,7 @@ def test_it_configures_a_generic_hmac_endpoint(staff_client: Client, provider: C
         "hmac_timestamp_header": "X-Acme-Timestamp",
         "hmac_tolerance": "120",
     }
-    assert csrf_post(staff_client, "/endpoints/new/", data).status_code == 201
+    assert csrf_post(staff_client, "/endpoints/new/", data).status_code == 302
     endpoint = Endpoint.objects.get()
     assert endpoint.scheme_options["header"] == "X-Acme-Signature"
     import base64
@@ -123,9 +124,12 @@ def test_it_rotates_with_a_grace_period_chosen_by_staff(staff_client: Client) ->
     refused = csrf_post(staff_client, f"/endpoints/{endpoint.pk}/rotate/", {"grace_hours": "48"})
     assert "Paste the new signing secret from Stripe." in refused.content.decode()
     response = csrf_post(
-        staff_client, f"/endpoints/{endpoint.pk}/rotate/", {"grace_hours": "48", "secret": "whsec_the_second_secret"}
+        staff_client,
+        f"/endpoints/{endpoint.pk}/rotate/",
+        {"grace_hours": "48", "secret": "whsec_the_second_secret"},
+        follow=True,
     )
-    assert response.status_code == 200
+    assert response.redirect_chain == [(f"/endpoints/{endpoint.pk}/", 302)]
     endpoint.refresh_from_db()
     assert [c.value for c in endpoint.credentials()] == ["whsec_the_second_secret", "whsec_the_first_secret"]
     assert "still accepted until" in response.content.decode()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages as django_messages
 from django.db.models import OuterRef, Subquery
+from django.forms import BooleanField
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -16,10 +19,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from inbox import charts, handlers, stats
 from inbox.forms import EndpointForm, RotateForm
-from inbox.models import AuditAction, AuditEntry, Endpoint, Message
+from inbox.models import AuditAction, AuditEntry, Endpoint, Message, decrypt, encrypt
 from inbox.permissions import needs
 from inbox.tasks import send_test_webhook
-from inbox.views.common import get_endpoint, staff_required
+from inbox.views.common import HtmxHttpRequest, get_endpoint, staff_required
 
 logger = logging.getLogger("inbox.views")
 
@@ -33,19 +36,55 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
     return render(request, "inbox/endpoint_list.html", {"endpoints": endpoints})
 
 
-def _secret_page(
-    request: HttpRequest, endpoint: Endpoint, shown: dict[str, str] | None = None, status: int = 200
-) -> HttpResponse:
-    """The endpoint page; with `shown`, the one response that ever shows its new secret."""
+# --- A new secret, shown once -------------------------------------------------------------
+# Create, rotate and a scheme change answer with a redirect (a reload must not create or
+# rotate again), so the secret crosses to the next GET in the session: encrypted with the
+# inbox's Fernet keys (a dump of the session table does not hand it out), popped by the
+# first page that shows it, and dropped unread after SHOWN_SECRET_SECONDS. Never in a URL.
+SHOWN_SECRET_KEY = "inbox.shown_secret"
+SHOWN_SECRET_SECONDS = 600
+
+
+def remember_secret(request: HttpRequest, endpoint: Endpoint, shown: dict[str, str]) -> None:
+    if shown:
+        payload = json.dumps({"endpoint": endpoint.pk, "at": time.time(), "shown": shown})
+        request.session[SHOWN_SECRET_KEY] = encrypt(payload)
+
+
+def pop_secret(request: HttpRequest, endpoint: Endpoint) -> dict[str, str]:
+    """What `remember_secret` kept for this endpoint, once; {} otherwise."""
+    stored = request.session.get(SHOWN_SECRET_KEY)
+    if not stored:
+        return {}
+    try:
+        payload = json.loads(decrypt(stored))
+    except Exception:  # a rotated-away key or a damaged session: nothing to show
+        logger.warning("a secret kept for display could not be read; dropped")
+        del request.session[SHOWN_SECRET_KEY]
+        return {}
+    if payload.get("endpoint") != endpoint.pk:
+        return {}  # another endpoint's: it stays for that endpoint's page
+    del request.session[SHOWN_SECRET_KEY]
+    if time.time() - float(payload.get("at", 0)) > SHOWN_SECRET_SECONDS:
+        return {}
+    shown: dict[str, str] = payload.get("shown") or {}
+    return shown
+
+
+def _secret_page(request: HttpRequest, endpoint: Endpoint) -> HttpResponse:
+    """The endpoint page; the one GET after a create or rotation also shows the new secret."""
+    shown = pop_secret(request, endpoint)
     rejected = endpoint.rejected_attempts.all()
+    recent = list(endpoint.messages.for_list()[:10])
     context = {
         "endpoint": endpoint,
-        "shown": shown or {},
+        "shown": shown,
+        "recent": recent,
+        "waiting": not recent,
         "instructions": endpoint.preset.instructions.replace("{url}", endpoint.url).replace(
             "{header}", endpoint.credential_header
         ),
         "counts": stats.counts(endpoint.pk),
-        "recent": endpoint.messages.for_list()[:10],
         "rejected": rejected[:20],
         "rejected_count": rejected.count(),
         "can_send_test": endpoint.can_sign_tests,
@@ -55,7 +94,7 @@ def _secret_page(
         "failures": endpoint.failure_rate(since=timezone.now() - timedelta(hours=24)),
         **_overview(request, endpoint),
     }
-    response = render(request, "inbox/endpoint_detail.html", context, status=status)
+    response = render(request, "inbox/endpoint_detail.html", context)
     if shown:
         # The secret must not linger in any cache or in the browser's history.
         add_never_cache_headers(response)
@@ -84,20 +123,36 @@ def _overview(request: HttpRequest, endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
+def _endpoint_form(request: HttpRequest, endpoint: Endpoint | None = None) -> EndpointForm:
+    """The endpoint form: bound to a submit; unbound on a GET, and when a browser without
+    script asks for the chosen preset's fields (`_preset`): what was typed is kept, nothing
+    is checked yet, and the secret (never echoed) is typed again."""
+    if request.method != "POST":
+        return EndpointForm(instance=endpoint)
+    if "_preset" not in request.POST:
+        return EndpointForm(request.POST, instance=endpoint)
+    typed: dict[str, Any] = {name: request.POST.get(name) for name in EndpointForm.base_fields if name in request.POST}
+    for name, field in EndpointForm.base_fields.items():
+        if isinstance(field, BooleanField):
+            typed[name] = name in request.POST  # an unticked box is absent from the POST
+    typed.pop("secret", None)
+    return EndpointForm(initial=typed, instance=endpoint)
+
+
 @require_http_methods(["GET", "POST"])
 @staff_required
 @needs("inbox.add_endpoint")
 def endpoint_create(request: HttpRequest) -> HttpResponse:
-    form = EndpointForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    form = _endpoint_form(request)
+    if form.is_bound and form.is_valid():
         endpoint = form.save(commit=False)
         endpoint.created_by = request.user  # type: ignore[assignment]
         endpoint.scheme_options = form.scheme_options()
         shown = endpoint.set_secret(form.cleaned_data["secret"] or None)
         endpoint.save()
         AuditEntry.record(request.user, AuditAction.ENDPOINT_CREATED, endpoint.name, endpoint, preset=endpoint.auth)
-        # Rendered, not redirected: the secret is shown in this response and stored nowhere.
-        return _secret_page(request, endpoint, shown, status=201)
+        remember_secret(request, endpoint, shown)
+        return redirect(endpoint)
     return render(request, "inbox/endpoint_form.html", {"form": form})
 
 
@@ -107,14 +162,51 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _secret_page(request, get_endpoint(pk))
 
 
+@require_POST
+@staff_required
+@needs("inbox.add_endpoint")
+def endpoint_quick(request: HttpRequest) -> HttpResponse:
+    """One click: a token endpoint with the defaults, then its page with the token (once)
+    and the curl to send, waiting for the first delivery."""
+    endpoint, shown = Endpoint.objects.create_quick(created_by=request.user)
+    AuditEntry.record(
+        request.user, AuditAction.ENDPOINT_CREATED, endpoint.name, endpoint, preset=endpoint.auth, quick=True
+    )
+    remember_secret(request, endpoint, shown)
+    return redirect(endpoint)
+
+
+@require_GET
+@staff_required
+def endpoint_first_delivery(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The endpoint page's live wait: 204 (htmx keeps polling) while nothing changed; the
+    wait again with a count when deliveries were refused; once a message is stored, the
+    message, which ends the polling, and the recent messages out of band."""
+    endpoint = get_endpoint(pk)
+    if not request.htmx:
+        return redirect(endpoint)
+    recent = list(endpoint.messages.for_list()[:10])
+    if recent:
+        context = {"endpoint": endpoint, "recent": recent, "first": recent[-1], "oob": True}
+        return render(request, "inbox/endpoint_detail.html#arrived", context)
+    # Still waiting. Refusals (a wrong token, a bad signature) are why a first delivery
+    # never shows: say so as they come, and keep polling.
+    rejected = endpoint.rejected_attempts.all()
+    rejected_count = rejected.count()
+    if str(rejected_count) == request.GET.get("refused"):
+        return HttpResponse(status=204)
+    context = {"endpoint": endpoint, "rejected": rejected[:1], "rejected_count": rejected_count}
+    return render(request, "inbox/endpoint_detail.html#waiting", context)
+
+
 @require_http_methods(["GET", "POST"])
 @staff_required
 @needs("inbox.change_endpoint")
 def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
     options_before = dict(endpoint.scheme_options)
-    form = EndpointForm(request.POST or None, instance=endpoint)
-    if request.method == "POST" and form.is_valid():
+    form = _endpoint_form(request, endpoint)
+    if form.is_bound and form.is_valid():
         endpoint = form.save(commit=False)
         endpoint.scheme_options = form.scheme_options()
         shown: dict[str, str] = {}
@@ -135,8 +227,7 @@ def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
             changed=changed,
             secret_replaced=bool(shown),
         )
-        if shown:
-            return _secret_page(request, endpoint, shown)
+        remember_secret(request, endpoint, shown)
         return redirect(endpoint)
     return render(request, "inbox/endpoint_form.html", {"form": form, "endpoint": endpoint})
 
@@ -160,7 +251,8 @@ def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
             grace_hours=form.cleaned_data["grace_hours"],
             pasted=bool(form.cleaned_data["secret"]),
         )
-        return _secret_page(request, endpoint, shown)
+        remember_secret(request, endpoint, shown)
+        return redirect(endpoint)
     return render(request, "inbox/endpoint_rotate.html", {"form": form, "endpoint": endpoint})
 
 

@@ -123,3 +123,28 @@ document.addEventListener("click", (event) => {
     () => flash(key, key.dataset.path),
   );
 });
+
+// The endpoint form shows only what the chosen preset uses. The server renders the page
+// for the preset it knows (and a no-script button asks it for another); this switches the
+// fields at once when the select changes. A field with an error is never hidden.
+function showPresetFields(select) {
+  const option = select.selectedOptions[0];
+  const form = select.closest("form");
+  if (!option || !form) return;
+  const used = (option.dataset.fields || "").split(" ");
+  for (const part of form.querySelectorAll("[data-preset-field]")) {
+    const hasError = part.matches(".has-error") || part.querySelector(".has-error") !== null;
+    part.hidden = !used.includes(part.dataset.presetField) && !hasError;
+  }
+  const secret = form.querySelector('[data-preset-field="secret"]');
+  if (secret && option.dataset.secretLabel) {
+    secret.querySelector(".label-text").textContent = option.dataset.secretLabel;
+    const help = secret.querySelector(".help");
+    if (help) help.textContent = option.dataset.secretHelp || "";
+  }
+}
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-preset-select]")) showPresetFields(event.target);
+});
+// A page restored from history keeps the select's last value: follow it.
+for (const select of document.querySelectorAll("select[data-preset-select]")) showPresetFields(select);
