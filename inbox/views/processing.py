@@ -250,6 +250,7 @@ def _confirm_bulk(
         "fields": fields,
         "button": button,
         "cancel_url": _list_url(request),
+        "replay": action == BulkAction.REPLAY,  # not red: it can be done again, unlike a delete
     }
     return render(request, "inbox/confirm.html", context)
 
