@@ -104,7 +104,7 @@ PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{PORT}").
 WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 1)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "inbox.apps.InboxAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -126,6 +126,7 @@ MIDDLEWARE = [
     "inbox.middleware.refuse_nul_bytes",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "inbox.audit.audit_scope",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import django_filters
 from django import forms
+from django.http import QueryDict
+from django.utils import timezone
 
 from inbox import jsonpath
 from inbox.models import RECEIVER_METHODS, Endpoint, Message, MessageQuerySet, Status, Verification
@@ -46,8 +51,58 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
         model = Message
         fields = ["q", "json", "endpoint", "event_type", "method", "content_type", "verification", "status", "read"]
 
+    def describe(self) -> str:
+        """The filter in words, for a confirmation, a job and the audit log: e.g.
+        'endpoint “shop”, status failed, search “foo”'; "" when nothing narrows the list.
+        Call after is_valid(). User-supplied text is quoted, never interpreted."""
+        data: dict[str, Any] = self.form.cleaned_data
+        parts = []
+        for name, words in DESCRIBED.items():
+            value = data.get(name)
+            if value is None or value == "":
+                continue
+            if name == "endpoint":
+                parts.append(f"endpoint “{value.name}”")
+            elif name == "status":
+                parts.append(f"status {value}")
+            elif name == "verification":
+                parts.append(f"verification {Verification(value).label.lower()}")
+            elif name == "read":
+                parts.append("read" if value else "unread")
+            elif isinstance(value, datetime):
+                when = timezone.localtime(value).strftime("%Y-%m-%d %H:%M %Z")
+                parts.append(f"{words} {when}")
+            elif name == "method":
+                parts.append(f"method {value}")
+            else:
+                parts.append(f"{words} “{value}”")
+        return ", ".join(parts)
+
     def search(self, queryset: MessageQuerySet, name: str, value: str) -> MessageQuerySet:
         return queryset.search(value) if value else queryset
 
     def json_path(self, queryset: MessageQuerySet, name: str, value: str) -> MessageQuerySet:
         return queryset.json_path(jsonpath.parse(value)) if value else queryset
+
+
+# Filters in the order a sentence names them, with the words for each.
+DESCRIBED = {
+    "endpoint": "endpoint",
+    "status": "status",
+    "q": "search",
+    "json": "JSON path",
+    "event_type": "event type",
+    "method": "method",
+    "content_type": "content type starting",
+    "verification": "verification",
+    "read": "read",
+    "received_after": "received from",
+    "received_before": "received before",
+}
+
+
+def describe_query(query: str) -> str | None:
+    """A list query string in words ("" for no filter); None when it is no longer valid
+    (an endpoint it names was deleted since)."""
+    filterset = MessageFilter(QueryDict(query), queryset=Message.objects.none())
+    return filterset.describe() if filterset.is_valid() else None

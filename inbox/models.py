@@ -22,7 +22,7 @@ from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import handlers
+from inbox import audit, handlers
 from inbox.forwarding import validate_destination_url
 from inbox.jsonpath import JsonPathQuery
 from inbox.verification import (
@@ -515,6 +515,11 @@ class MessageQuerySet(models.QuerySet["Message"]):
         now = now or timezone.now()
         return self.filter(endpoint=endpoint, received_at__lt=now - timedelta(days=endpoint.retention_days))
 
+    def count_upto(self, cap: int) -> int:
+        """How many rows, counting no further than cap + 1: a confirmation names how many
+        it acts on without an unbounded COUNT over a table of millions."""
+        return self.order_by().values("pk")[: cap + 1].count()
+
     def delete_in_batches(self, batch_size: int) -> int:
         """Delete every row of this queryset, batch_size at a time, each in its own short
         statement so that writers (the receiver) wait for one batch at most."""
@@ -891,6 +896,21 @@ class BulkAction(models.TextChoices):
     MARK_UNREAD = "mark_unread", "Mark unread"
 
 
+# What a bulk action is called before and after it ran, for its pages and messages.
+BULK_TITLES: dict[str, str] = {
+    BulkAction.REPLAY: "Replay messages",
+    BulkAction.DELETE: "Delete messages",
+    BulkAction.MARK_READ: "Mark messages read",
+    BulkAction.MARK_UNREAD: "Mark messages unread",
+}
+BULK_PAST: dict[str, str] = {
+    BulkAction.REPLAY: "replayed",
+    BulkAction.DELETE: "deleted",
+    BulkAction.MARK_READ: "marked read",
+    BulkAction.MARK_UNREAD: "marked unread",
+}
+
+
 class BulkJob(models.Model):
     """An action on many messages, run by the worker, its progress on a page of its own."""
 
@@ -914,10 +934,15 @@ class BulkJob(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} #{self.pk}"
+        return f"{BULK_TITLES.get(self.action, self.action)} · job #{self.pk}"
 
     def get_absolute_url(self) -> str:
         return reverse("inbox:job-detail", args=[self.pk])
+
+    @property
+    def past(self) -> str:
+        """What the job did to each message: "deleted", "replayed", "marked read"..."""
+        return BULK_PAST.get(self.action, self.action)
 
     @property
     def percent(self) -> int:
@@ -979,13 +1004,69 @@ class AuditEntry(models.Model):
     def record(
         cls, user: Any, action: AuditAction, target: str, endpoint: Endpoint | None = None, **details: Any
     ) -> AuditEntry:
+        """Write an entry. In a request, it replaces the plain entry a signal wrote for the
+        same endpoint (inbox.audit): one change, one entry, with this call's details."""
+        scope = audit.current()
+        endpoint_id = endpoint.pk if endpoint is not None else None
+        fields = {
+            "user": user if getattr(user, "pk", None) else None,
+            "username": user.get_username() if getattr(user, "pk", None) else "(system)",
+            "action": action,
+            "endpoint": endpoint if endpoint_id else None,
+            "target": target[:300],
+            "details": details,
+        }
+        entry: AuditEntry | None = None
+        if scope is not None and endpoint_id:
+            scope.explained.add(endpoint_id)
+            for key, (plain_endpoint, plain) in reversed(scope.plain.items()):
+                if plain_endpoint == endpoint_id:
+                    entry = plain
+                    del scope.plain[key]
+                    break
+        if entry is None:
+            entry = cls.objects.create(**fields)
+        else:
+            for name, value in fields.items():
+                setattr(entry, name, value)
+            entry.save()
+        audit_logger.info("audit %s target=%r by user=%s", action, target[:100], entry.user_id)
+        return entry
+
+    @classmethod
+    def record_plain(  # noqa: PLR0917 - called by inbox.audit's receivers only
+        cls,
+        scope: audit.Scope,
+        instance: models.Model,
+        action: AuditAction,
+        target: str,
+        endpoint_id: int | None,
+        exists: bool,
+        **details: Any,
+    ) -> None:
+        """A signal's entry for a save or delete (inbox.audit), unless the view serving this
+        request wrote its own about that endpoint; a second save of the same object in the
+        same request adds to the first entry."""
+        if endpoint_id in scope.explained:
+            return
+        key = (instance._meta.label, instance.pk)
+        if scope.via == "admin":
+            details["via"] = "admin"
+        known = scope.plain.get(key)
+        if known is not None and action == known[1].action and "changed" in details:
+            entry = known[1]
+            entry.details["changed"] = sorted({*entry.details.get("changed", []), *details.pop("changed")})
+            entry.details.update(details)
+            entry.save(update_fields=["details"])
+            return
+        user = scope.user
         entry = cls.objects.create(
-            user=user if getattr(user, "pk", None) else None,
-            username=user.get_username() if getattr(user, "pk", None) else "(system)",
+            user=user,
+            username=user.get_username() if user is not None else "(system)",
             action=action,
-            endpoint=endpoint if endpoint is not None and endpoint.pk else None,
+            endpoint_id=endpoint_id if exists else None,
             target=target[:300],
             details=details,
         )
+        scope.plain[key] = (endpoint_id, entry)
         audit_logger.info("audit %s target=%r by user=%s", action, target[:100], entry.user_id)
-        return entry

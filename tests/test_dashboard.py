@@ -278,7 +278,7 @@ def test_it_links_to_the_previous_and_next_message_within_the_filter(staff_clien
 def test_it_deletes_a_message_and_returns_to_the_filtered_list(staff_client: Client) -> None:
     endpoint, _ = make_endpoint()
     message = make_message(endpoint)
-    response = csrf_post(staff_client, f"/messages/{message.pk}/delete/?endpoint={endpoint.pk}")
+    response = csrf_post(staff_client, f"/messages/{message.pk}/delete/?endpoint={endpoint.pk}", {"confirmed": "yes"})
     assert response.status_code == 302
     assert response["Location"] == f"/?endpoint={endpoint.pk}"
     assert not Message.objects.filter(pk=message.pk).exists()

@@ -119,10 +119,12 @@ def test_it_deletes_a_selection_at_once_and_a_filter_in_the_background(staff_cli
     keep = make_message(other)
     rest = [make_message(endpoint) for _ in range(3)]
 
-    csrf_post(staff_client, "/messages/bulk/", {"ids": [chosen.pk], "action": "delete"})
+    csrf_post(staff_client, "/messages/bulk/", {"ids": [chosen.pk], "action": "delete", "confirmed": "yes"})
     assert not Message.objects.filter(pk=chosen.pk).exists()
 
-    response = csrf_post(staff_client, f"/messages/bulk/?endpoint={endpoint.pk}", {"action": "delete_all"})
+    response = csrf_post(
+        staff_client, f"/messages/bulk/?endpoint={endpoint.pk}", {"action": "delete_all", "confirmed": "yes"}
+    )
     job = BulkJob.objects.get()
     assert response["Location"] == job.get_absolute_url()
     run_worker()

@@ -47,7 +47,7 @@ def test_it_adds_edits_and_deletes_a_destination(staff_client: Client) -> None:
     assert destination.timeout_seconds == 5
     assert destination.forward_headers == ""
 
-    response = csrf_post(staff_client, f"/destinations/{destination.pk}/delete/")
+    response = csrf_post(staff_client, f"/destinations/{destination.pk}/delete/", {"confirmed": "yes"})
     assert response.status_code == 302
     assert not Destination.objects.exists()
 
@@ -180,7 +180,9 @@ def test_it_replays_every_message_matching_the_filter(staff_client: Client, catc
     make_message(other, status="failed")
 
     response = csrf_post(
-        staff_client, f"/messages/bulk/?endpoint={endpoint.pk}&status=failed", {"action": "replay_all"}
+        staff_client,
+        f"/messages/bulk/?endpoint={endpoint.pk}&status=failed",
+        {"action": "replay_all", "confirmed": "yes"},
     )
     job = BulkJob.objects.get()
     assert job.query == f"endpoint={endpoint.pk}&status=failed"

@@ -278,4 +278,14 @@ def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
         AuditEntry.record(request.user, AuditAction.ENDPOINT_DELETED, endpoint.name, endpoint, id=endpoint.pk)
         endpoint.delete()
         return redirect("inbox:endpoint-list")
-    return render(request, "inbox/endpoint_confirm_delete.html", {"endpoint": endpoint})
+    context = {
+        "endpoint": endpoint,
+        # Bounded: the question needs "more than 10,000", not a COUNT over millions.
+        "message_count": endpoint.messages.all().count_upto(DELETE_COUNT_CAP),
+        "count_cap": DELETE_COUNT_CAP,
+        "destinations": endpoint.destinations.count(),
+    }
+    return render(request, "inbox/endpoint_confirm_delete.html", context)
+
+
+DELETE_COUNT_CAP = 10_000

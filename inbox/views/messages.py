@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 from django.contrib import messages as django_messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from inbox.models import AuditAction, AuditEntry, Message
@@ -110,10 +111,25 @@ def message_raw(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 @needs("inbox.delete_message")
 def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    message = get_object_or_404(Message, pk=pk)
+    message = get_object_or_404(Message.objects.select_related("endpoint"), pk=pk)
+    query = query_without(request, "before", "after")
+    if request.POST.get("confirmed") != "yes":
+        # The message page's script asks in a dialog and sets the field; without it, ask here.
+        question = f"Delete message #{message.pk}?"
+        kind = f"the {message.event_type} event" if message.event_type else f"the {message.method} request"
+        received = f"{timezone.localtime(message.received_at):%Y-%m-%d %H:%M:%S %Z}"
+        context = {
+            "title": question,
+            "question": question,
+            "lines": [f"It is {kind} that “{message.endpoint.name}” received {received}.", "This cannot be undone."],
+            "action_url": request.get_full_path(),
+            "fields": [],
+            "button": "Delete message",
+            "cancel_url": message.get_absolute_url() + (f"?{query}" if query else ""),
+        }
+        return render(request, "inbox/confirm.html", context)
     message.delete()
     AuditEntry.record(request.user, AuditAction.MESSAGES_DELETED, f"message #{pk}", message.endpoint)
-    query = query_without(request, "before", "after")
     return redirect(f"/?{query}" if query else "/")
 
 

@@ -13,8 +13,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from inbox.filters import describe_query
 from inbox.forms import DestinationForm
-from inbox.models import AuditAction, AuditEntry, BulkAction, BulkJob, Destination, Message
+from inbox.models import (
+    BULK_PAST,
+    AuditAction,
+    AuditEntry,
+    BulkAction,
+    BulkJob,
+    Destination,
+    Message,
+    MessageQuerySet,
+)
 from inbox.permissions import needs
 from inbox.tasks import BULK_ACTIONS, enqueue_processing, in_batches, run_bulk_job
 from inbox.views.common import (
@@ -74,6 +84,19 @@ def destination_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(Destination.objects.select_related("endpoint"), pk=pk)
     endpoint = destination.endpoint
+    if request.POST.get("confirmed") != "yes":
+        # The edit page's script asks in a dialog and sets the field; without it, ask here.
+        question = f"Delete the destination {destination.display_url} of “{endpoint.name}”?"
+        context = {
+            "title": question,
+            "question": question,
+            "lines": ["Messages are no longer forwarded there. The attempts already made stay on their messages."],
+            "action_url": reverse("inbox:destination-delete", args=[destination.pk]),
+            "fields": [],
+            "button": "Delete destination",
+            "cancel_url": reverse("inbox:destination-edit", args=[destination.pk]),
+        }
+        return render(request, "inbox/confirm.html", context)
     destination.delete()
     AuditEntry.record(request.user, AuditAction.DESTINATION_DELETED, destination.display_url, endpoint)
     return redirect(endpoint)
@@ -102,7 +125,12 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
     """A bulk action (`action`: replay, delete, mark_read, mark_unread) on the chosen
     messages (`ids`), or, with `_all` after the action, on every message matching the
     list's filter (in the query string). Whole filters, and replays, run as background
-    jobs with a progress page; a selection is deleted or marked at once."""
+    jobs with a progress page; a selection is deleted or marked at once.
+
+    Deletes, and replays of a whole filter, happen only with `confirmed=yes`: without it
+    the answer is a page that asks, naming what and how many. The list's script asks in a
+    dialog for a selection and sets the field; a whole filter always asks on that page,
+    so the question holds without JavaScript."""
     requested = request.POST.get("action", "")
     if requested == "compare":
         # Compare only reads: any staff may, and it goes to a GET page of its own (the
@@ -120,12 +148,15 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
     job = BulkJob(action=action)
     job.created_by = request.user  # type: ignore[assignment]  # staff_required: a real user
     label = action.label.lower()
+    words = ""
     if scope == "all":
         filterset = filtered_messages(request)
         if not filterset.is_valid():
-            django_messages.error(request, f"The filter is not valid; nothing was {_past(action)}.")
+            django_messages.error(request, f"The filter is not valid; nothing was {BULK_PAST[action]}.")
             return redirect("inbox:message-list")
         job.query = query_without(request, "before", "after")
+        words = filterset.describe()
+        matching = filterset.qs
     else:
         ids = sorted(set(parse_ids(request.POST.getlist("ids"))))
         if not ids:
@@ -135,7 +166,13 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
             django_messages.error(request, f"Select at most {MAX_SELECTION} messages, or act on the whole filter.")
             return redirect(_list_url(request))
         job.ids = ids
-    target = f"{len(job.ids)} selected messages" if job.ids else f"messages matching ?{job.query}"
+        matching = Message.objects.filter(pk__in=ids)
+    if _asks_first(action, scope) and request.POST.get("confirmed") != "yes":
+        return _confirm_bulk(request, action, scope, matching, words)
+    if job.ids:
+        target = f"{len(job.ids)} selected message{'s' if len(job.ids) != 1 else ''}"
+    else:
+        target = f"every message matching {words}" if words else "every message (no filter)"
     details: dict[str, Any] = {}
     if AUDIT_ACTIONS[action] == AuditAction.MESSAGES_MARKED:
         details["read"] = action == BulkAction.MARK_READ
@@ -143,7 +180,7 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
     if job.ids and action != BulkAction.REPLAY:
         # A page's worth is done at once; the worker is for whole filters and replays.
         done = in_batches(Message.objects.filter(pk__in=job.ids), BULK_ACTIONS[action])
-        django_messages.success(request, f"{done} message{'s' if done != 1 else ''} {_past(action)}.")
+        django_messages.success(request, f"{done} message{'s' if done != 1 else ''} {BULK_PAST[action]}.")
         return redirect(_list_url(request))
     job.save()
     entry.details["bulk_job"] = job.pk
@@ -159,11 +196,63 @@ AUDIT_ACTIONS = {
     BulkAction.MARK_UNREAD: AuditAction.MESSAGES_MARKED,
 }
 
+# A confirmation counts this far and no further: "more than 10,000" is enough to decide.
+CONFIRM_COUNT_CAP = 10_000
 
-def _past(action: str) -> str:
-    return {"replay": "replayed", "delete": "deleted", "mark_read": "marked read", "mark_unread": "marked unread"}[
-        action
-    ]
+
+def _asks_first(action: BulkAction, scope: str) -> bool:
+    """Deletes cannot be undone; a whole filter's replay sends every match out again."""
+    return action == BulkAction.DELETE or (scope == "all" and action == BulkAction.REPLAY)
+
+
+def _confirm_bulk(
+    request: HttpRequest, action: BulkAction, scope: str, matching: MessageQuerySet, words: str
+) -> HttpResponse:
+    """The page that asks before a bulk delete or replay, naming what and how many."""
+    verb = action.label  # "Delete", "Replay"
+    if scope == "selected":
+        count = matching.count()  # at most MAX_SELECTION ids
+        many = f"{count:,} selected message{'s' if count != 1 else ''}"
+        question, button = f"{verb} {many}?", f"{verb} {many}"
+    else:
+        count = matching.count_upto(CONFIRM_COUNT_CAP)
+        if count > CONFIRM_COUNT_CAP:
+            many = f"the more than {CONFIRM_COUNT_CAP:,} messages"
+        else:
+            many = f"the {count:,} message" if count == 1 else f"all {count:,} messages"
+        where = "matching this filter" if words else "in the inbox"
+        question, button = f"{verb} {many} {where}?", f"{verb} {many.removeprefix('the ')}"
+    if not count:
+        django_messages.info(request, f"No message matches; nothing was {BULK_PAST[action]}.")
+        return redirect(_list_url(request))
+    lines = []
+    if scope == "all":
+        lines.append(
+            f"The filter: {words}." if words else "No filter is applied: this is every message of every endpoint."
+        )
+        if count > CONFIRM_COUNT_CAP:
+            lines.append(
+                f"Counting stopped at {CONFIRM_COUNT_CAP:,} to keep this page fast; "
+                "the job acts on every match and reports the total."
+            )
+    if action == BulkAction.DELETE:
+        lines.append("This cannot be undone.")
+    else:
+        lines.append("Each is processed again: forwarded to its endpoint's destinations and handlers.")
+    fields = [("action", request.POST["action"])]
+    fields += [("ids", str(pk)) for pk in parse_ids(request.POST.getlist("ids"))] if scope == "selected" else []
+    query = query_without(request, "before", "after")
+    context = {
+        "title": question,
+        "question": question,
+        "lines": lines,
+        "action_url": reverse("inbox:messages-bulk") + (f"?{query}" if query else ""),
+        "fields": fields,
+        "button": button,
+        "cancel_url": _list_url(request),
+        "replay": action == BulkAction.REPLAY,  # not red: it can be done again, unlike a delete
+    }
+    return render(request, "inbox/confirm.html", context)
 
 
 def _list_url(request: HttpRequest) -> str:
@@ -176,4 +265,4 @@ def _list_url(request: HttpRequest) -> str:
 def job_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(BulkJob.objects.select_related("created_by"), pk=pk)
     template = "inbox/job_detail.html#progress" if request.htmx else "inbox/job_detail.html"
-    return render(request, template, {"job": job})
+    return render(request, template, {"job": job, "filter_words": describe_query(job.query) if job.query else ""})

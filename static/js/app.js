@@ -31,9 +31,31 @@ document.addEventListener("click", (event) => {
   }
 });
 
+// Destructive buttons ask first. The question belongs to the button that was clicked
+// (event.submitter), not to its form: one form holds "Mark read" beside "Delete".
+// `data-confirm-count="ids"` fills {count} (and {s}) with the boxes ticked. An accepted
+// question travels as confirmed=yes; without it the server asks on a page of its own, so
+// a click never deletes unasked, with or without this script.
 document.addEventListener("submit", (event) => {
-  const question = event.target.dataset.confirm;
-  if (question && !window.confirm(question)) event.preventDefault();
+  const form = event.target;
+  for (const stale of form.querySelectorAll("input[data-confirmed]")) stale.remove();
+  const asker = event.submitter && event.submitter.dataset.confirm ? event.submitter : form;
+  let question = asker.dataset.confirm;
+  if (!question) return;
+  const counted = asker.dataset.confirmCount;
+  if (counted) {
+    const count = form.querySelectorAll(`input[type=checkbox][name="${counted}"]:checked`).length;
+    if (!count) return;  // nothing ticked: the server says to select first
+    question = question.replace("{count}", count.toLocaleString("en")).replace("{s}", count === 1 ? "" : "s");
+  }
+  if (!window.confirm(question)) {
+    event.preventDefault();
+    return;
+  }
+  const confirmed = document.createElement("input");
+  Object.assign(confirmed, { type: "hidden", name: "confirmed", value: "yes" });
+  confirmed.dataset.confirmed = "";
+  form.append(confirmed);
 });
 
 // "Select all" for the bulk actions of a list: the header checkbox ticks the row boxes.
