@@ -184,7 +184,8 @@ def json_tree(value: Any) -> SafeString | None:
         if isinstance(item, list):
             return _container("[", "]", [(str(i), f"{path}.{i}" if path else str(i), v) for i, v in enumerate(item)])
         kind = "null" if item is None else "bool" if isinstance(item, bool) else type(item).__name__
-        return format_html('<span class="jv jv-{}">{}</span>', kind, json.dumps(item, ensure_ascii=False))
+        # dir="auto" isolates each value: a right-to-left override in one cannot reorder its line.
+        return format_html('<span class="jv jv-{}" dir="auto">{}</span>', kind, json.dumps(item, ensure_ascii=False))
 
     def _container(open_: str, close: str, children: list[tuple[str, str, Any]]) -> SafeString:
         if not children:
@@ -204,7 +205,7 @@ def json_tree(value: Any) -> SafeString | None:
         )
 
     try:
-        return format_html('<div class="json-tree">{}</div>', node(value, ""))
+        return format_html('<div class="json-tree" dir="ltr">{}</div>', node(value, ""))
     except (_TooBig, RecursionError):
         return None
 
