@@ -12,13 +12,23 @@ from inbox import jsonpath
 from inbox.models import RECEIVER_METHODS, Endpoint, Message, MessageQuerySet, Status, Verification
 
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+# "skipped" stays the stored value (and `status=skipped` keeps working); people read
+# "stored": nothing was asked of the worker, the message is simply kept.
+STATUS_CHOICES = [
+    (value, "Stored (nothing to do)" if value == Status.SKIPPED else label) for value, label in Status.choices
+]
 
 
 class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
     """The message list's filters. Every value lives in the query string, so a filtered
     view is a URL that can be bookmarked, shared, exported and paged through."""
 
-    q = django_filters.CharFilter(method="search", label="Search body and headers", max_length=200)
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search body and headers",
+        max_length=200,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Search body and headers"}),
+    )
     json = django_filters.CharFilter(
         method="json_path",
         label="JSON path",
@@ -45,7 +55,7 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
         label="Read",
         widget=forms.Select(choices=[("", "Any"), ("false", "Unread"), ("true", "Read")]),
     )
-    status = django_filters.ChoiceFilter(choices=Status.choices, empty_label="Any", label="Processing")
+    status = django_filters.ChoiceFilter(choices=STATUS_CHOICES, empty_label="Any", label="Processing")
 
     class Meta:
         model = Message
@@ -77,6 +87,11 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
             else:
                 parts.append(f"{words} “{value}”")
         return ", ".join(parts)
+
+    def active_filters(self) -> list[str]:
+        """Labels of the filters in use besides the search box (the list's "Filters (n)")."""
+        data = self.data or {}
+        return [str(self.form[name].label) for name in self.filters if name != "q" and data.get(name, "").strip()]
 
     def search(self, queryset: MessageQuerySet, name: str, value: str) -> MessageQuerySet:
         return queryset.search(value) if value else queryset

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import JsonLexer, XmlLexer
 
+from inbox.charsets import declared_charset, decode_declared
 from inbox.models import REDACTED, Message
 
 # Above this size highlighting costs more than it helps; the document is shown plain
@@ -29,6 +31,9 @@ HIGHLIGHT_LIMIT = 200 * 1024
 HEXDUMP_LIMIT = 4096
 # Bodies longer than this are compared on their first lines only.
 MAX_DIFF_LINES = 5000
+# A command line holds about 128 KiB per argument on Linux (MAX_ARG_STRLEN), less
+# elsewhere: above this, "copy as curl" reads the body from the downloaded file.
+CURL_INLINE_LIMIT = 100 * 1024
 
 
 @dataclass
@@ -38,6 +43,8 @@ class BodyView:
     text: str = ""
     large: bool = False
     form_fields: list[tuple[str, str]] = field(default_factory=list)
+    # Set when the bytes were not UTF-8 and were read in the Content-Type's charset.
+    charset: str = ""
 
 
 def _highlight(text: str, lexer: JsonLexer | XmlLexer) -> SafeString:
@@ -54,7 +61,7 @@ def hexdump(data: bytes, limit: int = HEXDUMP_LIMIT) -> str:
         printable = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
         lines.append(f"{offset:08x}  {hexes:<47}  {printable}")
     if len(data) > limit:
-        lines.append(f"… {len(data) - limit} more bytes (download the raw body)")
+        lines.append(f"… {filesizeformat(len(data) - limit)} more (download the raw body)")
     return "\n".join(lines)
 
 
@@ -66,17 +73,40 @@ def body_view(message: Message) -> BodyView:
         if len(pretty) > HIGHLIGHT_LIMIT:
             return BodyView(kind="json", text=pretty, large=True)
         return BodyView(kind="json", highlighted=_highlight(pretty, JsonLexer()), text=pretty)
-    if message.body_text is None:
-        return BodyView(kind="binary", text=hexdump(message.body))
-    text = message.body_text
+    charset = ""
+    if message.body_text is not None:
+        text = message.body_text
+    else:
+        decoded = decode_declared(message.body, message.content_type)
+        if decoded is None:
+            return BodyView(kind="binary", text=hexdump(message.body))
+        text, charset = decoded
     content_type = message.content_type.split(";")[0].strip().lower()
     if content_type == "application/x-www-form-urlencoded":
-        return BodyView(kind="form", text=text, form_fields=parse_qsl(text, keep_blank_values=True))
+        return BodyView(kind="form", text=text, form_fields=form_fields(text, message.content_type), charset=charset)
     if content_type.endswith("/xml") or content_type.endswith("+xml"):
         if len(text) > HIGHLIGHT_LIMIT:
-            return BodyView(kind="xml", text=text, large=True)
-        return BodyView(kind="xml", highlighted=_highlight(text, XmlLexer()), text=text)
-    return BodyView(kind="text", text=text, large=len(text) > HIGHLIGHT_LIMIT)
+            return BodyView(kind="xml", text=text, large=True, charset=charset)
+        return BodyView(kind="xml", highlighted=_highlight(text, XmlLexer()), text=text, charset=charset)
+    return BodyView(kind="text", text=text, large=len(text) > HIGHLIGHT_LIMIT, charset=charset)
+
+
+def form_fields(text: str, content_type: str) -> list[tuple[str, str]]:
+    """A form body's fields. Percent-escapes stand for bytes in the declared charset
+    (`J%F6rg` is "Jörg" in ISO-8859-1), UTF-8 when none is declared."""
+    charset = declared_charset(content_type) or "utf-8"
+    try:
+        return parse_qsl(text, keep_blank_values=True, encoding=charset, errors="replace")
+    except LookupError:
+        return parse_qsl(text, keep_blank_values=True, errors="replace")
+
+
+def readable_text(message: Message) -> str | None:
+    """The body as text: UTF-8 as stored, or decoded in its declared charset; None for binary."""
+    if message.body_text is not None:
+        return message.body_text
+    decoded = decode_declared(message.body, message.content_type)
+    return decoded[0] if decoded else None
 
 
 @dataclass
@@ -100,8 +130,8 @@ def comparable_text(message: Message) -> list[str]:
     lines.append("")
     if message.json is not None:
         lines += json.dumps(message.json, indent=2, ensure_ascii=False, sort_keys=True).splitlines()
-    elif message.body_text is not None:
-        lines += message.body_text.splitlines()
+    elif (text := readable_text(message)) is not None:
+        lines += text.splitlines()
     else:
         lines += hexdump(message.body).splitlines()
     return lines[:MAX_DIFF_LINES]
@@ -154,7 +184,8 @@ def json_tree(value: Any) -> SafeString | None:
         if isinstance(item, list):
             return _container("[", "]", [(str(i), f"{path}.{i}" if path else str(i), v) for i, v in enumerate(item)])
         kind = "null" if item is None else "bool" if isinstance(item, bool) else type(item).__name__
-        return format_html('<span class="jv jv-{}">{}</span>', kind, json.dumps(item, ensure_ascii=False))
+        # dir="auto" isolates each value: a right-to-left override in one cannot reorder its line.
+        return format_html('<span class="jv jv-{}" dir="auto">{}</span>', kind, json.dumps(item, ensure_ascii=False))
 
     def _container(open_: str, close: str, children: list[tuple[str, str, Any]]) -> SafeString:
         if not children:
@@ -174,7 +205,7 @@ def json_tree(value: Any) -> SafeString | None:
         )
 
     try:
-        return format_html('<div class="json-tree">{}</div>', node(value, ""))
+        return format_html('<div class="json-tree" dir="ltr">{}</div>', node(value, ""))
     except (_TooBig, RecursionError):
         return None
 
@@ -184,10 +215,19 @@ class _TooBig(Exception):
 
 
 # --- Copy as curl --------------------------------------------------------------------------
+def curl_body_file(message: Message) -> str | None:
+    """The file name "copy as curl" reads the body from, or None when the body fits on the
+    command line. It is the raw download's name (message_raw): the page offers that file.
+    Bodies that are not UTF-8 go through the file too, so curl sends them byte for byte."""
+    if message.body_size and (message.body_text is None or message.body_size > CURL_INLINE_LIMIT):
+        return f"message-{message.pk}.bin"
+    return None
+
+
 def curl_command(message: Message, url: str | None = None) -> str:
     """A curl command that sends this request again to its endpoint. Redacted credentials
-    become shell variables ($X_WEBHOOK_TOKEN) to fill in; a binary body is read from the
-    downloaded raw file."""
+    become shell variables ($X_WEBHOOK_TOKEN) to fill in; a binary or large body is read
+    from the downloaded raw file (curl_body_file)."""
     url = (url or message.endpoint.url) + (f"?{message.query_string}" if message.query_string else "")
     lines = [f"curl -X {message.method} {shlex.quote(url)}"]
     for name, value in message.headers.items():
@@ -198,9 +238,9 @@ def curl_command(message: Message, url: str | None = None) -> str:
             lines.append(f'-H "{name}: ${variable}"')
         else:
             lines.append(f"-H {shlex.quote(f'{name}: {value}')}")
-    if message.body_size:
-        if message.body_text is not None:
-            lines.append(f"--data-binary {shlex.quote(message.body_text)}")
-        else:
-            lines.append(f"--data-binary @message-{message.pk}.bin")
+    body_file = curl_body_file(message)
+    if body_file:
+        lines.append(f"--data-binary @{body_file}")
+    elif message.body_size and message.body_text is not None:
+        lines.append(f"--data-binary {shlex.quote(message.body_text)}")
     return " \\\n  ".join(lines)

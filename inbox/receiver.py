@@ -22,10 +22,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
 from inbox import stats
+from inbox.charsets import decode_declared
 from inbox.groupcommit import GroupCommit
 from inbox.models import (
     REDACTED,
@@ -163,8 +165,10 @@ def preview_of(message: Message) -> str:
         text = message.query_string
     elif message.body_text is not None:
         text = message.body_text
+    elif decoded := decode_declared(message.body, message.content_type):
+        text = decoded[0]  # a latin-1 (or other declared charset) text body
     else:
-        return f"[{message.body_size} bytes of binary data]"
+        return f"[{filesizeformat(message.body_size)} of binary data]"
     return " ".join(text[:400].split())[:200]
 
 

@@ -247,7 +247,7 @@ def test_it_shows_form_bodies_as_fields_and_binary_as_a_hex_dump(staff_client: C
     form = make_message(endpoint, body=b"name=Ada+L&plan=pro", content_type="application/x-www-form-urlencoded")
     binary = make_message(endpoint, body=b"\x89PNG\r\n\x1a\n\x00\x00", content_type="image/png")
     form_page = staff_client.get(f"/messages/{form.pk}/").content.decode()
-    assert "<th>name</th><td><code>Ada L</code>" in form_page
+    assert '<th><bdi>name</bdi></th><td><code dir="auto">Ada L</code>' in form_page
     binary_page = staff_client.get(f"/messages/{binary.pk}/").content.decode()
     assert "89 50 4e 47 0d 0a 1a 0a 00 00" in binary_page
 

@@ -35,7 +35,7 @@ def test_it_adds_only_new_messages_that_match_the_filter(staff_client: Client) -
     assert '<tbody hx-swap-oob="afterbegin:#rows">' in page
     assert page.count('name="ids"') == 1
     assert f'value="{newer.pk}"' in page
-    assert 'class="unread new"' in page
+    assert 'class="row unread new"' in page
     assert "&lt;b&gt;fresh&lt;/b&gt;" in page
     assert f"since={newer.cursor}" in poll_url(page), "the next poll starts after the newest row"
 

@@ -81,7 +81,7 @@ def test_it_records_who_changed_what_in_the_audit_log(staff_client: Client) -> N
 
     page = staff_client.get("/audit/").content.decode()
     assert "Secret rotated" in page
-    assert "grace hours</span> 2" in page
+    assert "grace hours</span> <bdi>2</bdi>" in page
     assert "https://a.example/x?…" in page
     assert token not in page
     assert "key=1" not in page
@@ -99,7 +99,7 @@ def test_it_keeps_the_audit_entry_when_the_endpoint_goes(staff_client: Client) -
 def test_it_marks_a_message_read_when_opened_and_in_bulk(staff_client: Client) -> None:
     endpoint, _ = make_endpoint()
     first, second = make_message(endpoint), make_message(endpoint)
-    assert staff_client.get("/").content.decode().count('class="unread"') == 2
+    assert staff_client.get("/").content.decode().count('class="row unread"') == 2
 
     staff_client.get(first.get_absolute_url())
     assert Message.objects.get(pk=first.pk).read

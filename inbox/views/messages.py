@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from inbox.models import AuditAction, AuditEntry, Message
-from inbox.payload import body_view, compare, curl_command, json_tree
+from inbox.payload import CURL_INLINE_LIMIT, body_view, compare, curl_body_file, curl_command, json_tree
 from inbox.permissions import needs
 from inbox.views.common import HtmxHttpRequest, filtered_messages, parse_ids, query_without, staff_required
 
@@ -52,7 +52,7 @@ def message_list(request: HtmxHttpRequest) -> HttpResponse:
             newer_cursor = messages[0].cursor
     base_query = query_without(request, "before", "after")
     newest_first_page = filterset.is_valid() and "before" not in request.GET and "after" not in request.GET
-    context = {
+    context: dict[str, object] = {
         # Live updates poll for what is newer than the top row, on the first page only.
         "live_since": (messages[0].cursor if messages else "0_0") if newest_first_page else None,
         "filter": filterset,
@@ -62,9 +62,12 @@ def message_list(request: HtmxHttpRequest) -> HttpResponse:
         "base_query": base_query,
         "is_filtered": bool(base_query),
     }
-    template = (
-        "inbox/message_list.html#results" if request.htmx and not request.htmx.boosted else "inbox/message_list.html"
-    )
+    partial = bool(request.htmx and not request.htmx.boosted)
+    # Filters besides the search box sit behind "Filters (n)"; an htmx answer updates n
+    # out of band, since the form itself is not swapped.
+    context["active_filters"] = filterset.active_filters()
+    context["filter_count_oob"] = partial
+    template = "inbox/message_list.html#results" if partial else "inbox/message_list.html"
     return render(request, template, context)
 
 
@@ -93,6 +96,9 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "tree": json_tree(message.json) if message.json is not None and message.body_size <= TREE_BODY_LIMIT else None,
         # The receiver URL is a credential: staff who cannot manage endpoints get a placeholder.
         "curl": curl_command(message, None if can_see_url else "$RECEIVER_URL"),
+        # Too big for a command line (or not UTF-8): the curl reads the raw download.
+        "curl_body_file": curl_body_file(message),
+        "curl_inline_limit": CURL_INLINE_LIMIT,
     }
     return render(request, "inbox/message_detail.html", context)
 

@@ -170,3 +170,32 @@ document.addEventListener("change", (event) => {
 });
 // A page restored from history keeps the select's last value: follow it.
 for (const select of document.querySelectorAll("select[data-preset-select]")) showPresetFields(select);
+// Times in the reader's own time zone. The server writes each time in its TIME_ZONE with
+// the zone named, so the page reads right without JavaScript; <time datetime> carries the
+// instant. Here absolute times (data-local) are rewritten in the browser's zone, named, and
+// every time's tooltip gives the instant in that zone with its IANA name.
+const localTimeFormat = new Intl.DateTimeFormat("en-GB", {
+  year: "numeric", month: "2-digit", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short",
+});
+function formatLocalTime(date) {
+  const part = {};
+  for (const { type, value } of localTimeFormat.formatToParts(date)) part[type] = value;
+  return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second} ${part.timeZoneName}`;
+}
+function localizeTimes(root) {
+  const zone = localTimeFormat.resolvedOptions().timeZone;
+  for (const time of root.querySelectorAll("time[datetime]")) {
+    const date = new Date(time.getAttribute("datetime"));
+    if (Number.isNaN(date.getTime())) continue;
+    const text = formatLocalTime(date);
+    const local = time.dataset.local;
+    // "no-zone": a column of times whose heading names the zone (data-tz-name).
+    if (local !== undefined) time.textContent = local === "no-zone" ? text.replace(/ \S+$/, "") : text;
+    time.title = `${text} (${zone})`;
+  }
+  const zoneName = formatLocalTime(new Date()).split(" ").pop();
+  for (const label of root.querySelectorAll("[data-tz-name]")) label.textContent = `(${zoneName})`;
+}
+document.addEventListener("DOMContentLoaded", () => localizeTimes(document));
+document.addEventListener("htmx:load", (event) => localizeTimes(event.detail.elt));
