@@ -87,6 +87,8 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "query_params": parse_qsl(message.query_string, keep_blank_values=True),
         "newer": newer,
         "older": older,
+        # The viewer pages through the list's filter: say why it cannot, as the list does.
+        "filter_errors": None if filterset.is_valid() else filterset.errors,
         "list_query": query_without(request, "before", "after"),
         "attempts": message.processing_attempts.all(),
         "tree": json_tree(message.json) if message.json is not None and message.body_size <= TREE_BODY_LIMIT else None,

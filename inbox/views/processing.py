@@ -123,8 +123,9 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
     if scope == "all":
         filterset = filtered_messages(request)
         if not filterset.is_valid():
-            django_messages.error(request, f"The filter is not valid; nothing was {_past(action)}.")
-            return redirect("inbox:message-list")
+            reasons = " ".join(" ".join(errors) for errors in filterset.errors.values())
+            django_messages.error(request, f"The filter is not valid; nothing was {_past(action)}. {reasons}")
+            return redirect(_list_url(request))
         job.query = query_without(request, "before", "after")
     else:
         ids = sorted(set(parse_ids(request.POST.getlist("ids"))))
