@@ -4,6 +4,7 @@ path that filters: the list, the viewer's newer/older, the live poll, exports, b
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -112,3 +113,24 @@ def test_it_refuses_a_bulk_action_before_any_job_or_audit_entry(
     shown = client.get(response["Location"]).content.decode()
     assert "nothing was" in shown
     assert reason in shown
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("Asia/Kolkata", {"received_after": "0001-01-01T00:00"}),
+        ("America/New_York", {"received_before": "9999-12-31T23:59"}),
+    ],
+)
+@pytest.mark.parametrize("page", ["/", "/messages/new/", "message", "/messages/export.ndjson"])
+def test_it_refuses_a_date_that_does_not_exist_in_utc(
+    client: Client, stored: list[Message], settings: Any, case: tuple[str, dict[str, str]], page: str
+) -> None:
+    zone, query = case
+    # Found by tests/test_fuzz_dashboard.py: the conversion to UTC overflowed (a 500).
+    settings.TIME_ZONE = zone
+    url = f"/messages/{stored[0].pk}/" if page == "message" else page
+    response = client.get(url, {**query, "since": "0_0"})
+    assert response.status_code in (200, 204, 400)
+    if response.status_code != 204:
+        assert "between the years 1 and 9999" in response.content.decode()
