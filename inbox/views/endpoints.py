@@ -25,8 +25,8 @@ logger = logging.getLogger("inbox.views")
 
 
 # --- Endpoints ----------------------------------------------------------------------------
-@require_GET
 @staff_required
+@require_GET
 def endpoint_list(request: HttpRequest) -> HttpResponse:
     last = Message.objects.filter(endpoint=OuterRef("pk")).order_by("-received_at").values("received_at")[:1]
     endpoints = Endpoint.objects.annotate(last_received_at=Subquery(last))
@@ -72,7 +72,7 @@ def _overview(request: HttpRequest, endpoint: Endpoint) -> dict[str, Any]:
     period = period if period in PERIODS else "day"
     hours = PERIODS[period]
     now = timezone.now()
-    since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    since = charts.hour_starts(hours, now)[0]
     series = charts.hourly_series(endpoint.hourly_counts(since), hours, now)
     received = sum(count for _, count in series)
     return {
@@ -84,8 +84,8 @@ def _overview(request: HttpRequest, endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
-@require_http_methods(["GET", "POST"])
 @staff_required
+@require_http_methods(["GET", "POST"])
 @needs("inbox.add_endpoint")
 def endpoint_create(request: HttpRequest) -> HttpResponse:
     form = EndpointForm(request.POST or None)
@@ -101,14 +101,14 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
     return render(request, "inbox/endpoint_form.html", {"form": form})
 
 
-@require_GET
 @staff_required
+@require_GET
 def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _secret_page(request, get_endpoint(pk))
 
 
-@require_http_methods(["GET", "POST"])
 @staff_required
+@require_http_methods(["GET", "POST"])
 @needs("inbox.change_endpoint")
 def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
@@ -141,8 +141,8 @@ def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "inbox/endpoint_form.html", {"form": form, "endpoint": endpoint})
 
 
-@require_http_methods(["GET", "POST"])
 @staff_required
+@require_http_methods(["GET", "POST"])
 @needs("inbox.change_endpoint")
 def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
@@ -164,8 +164,8 @@ def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "inbox/endpoint_rotate.html", {"form": form, "endpoint": endpoint})
 
 
-@require_POST
 @staff_required
+@require_POST
 @needs("inbox.change_endpoint")
 def endpoint_send_test(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
@@ -177,8 +177,8 @@ def endpoint_send_test(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(endpoint)
 
 
-@require_http_methods(["GET", "POST"])
 @staff_required
+@require_http_methods(["GET", "POST"])
 @needs("inbox.delete_endpoint")
 def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)

@@ -23,8 +23,8 @@ TREE_BODY_LIMIT = 256 * 1024
 
 
 # --- Messages -----------------------------------------------------------------------------
-@require_GET
 @staff_required
+@require_GET
 def message_list(request: HtmxHttpRequest) -> HttpResponse:
     filterset = filtered_messages(request)
     messages: list[Message] = []
@@ -67,8 +67,8 @@ def message_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@require_GET
 @staff_required
+@require_GET
 def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message.objects.select_related("endpoint"), pk=pk)
     if not message.read:
@@ -98,8 +98,8 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "inbox/message_detail.html", context)
 
 
-@require_GET
 @staff_required
+@require_GET
 def message_raw(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message, pk=pk)
     # Always an attachment of an inert type: a body is never rendered by the browser.
@@ -108,8 +108,8 @@ def message_raw(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-@require_POST
 @staff_required
+@require_POST
 @needs("inbox.delete_message")
 def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message, pk=pk)
@@ -119,13 +119,18 @@ def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(f"/?{query}" if query else "/")
 
 
-@require_GET
+def pick_two(ticked: int) -> str:
+    return f"Pick exactly two messages to compare; {ticked} {'is' if ticked == 1 else 'are'} ticked."
+
+
 @staff_required
+@require_GET
 def message_compare(request: HttpRequest) -> HttpResponse:
     """Two messages side by side: a line diff of their metadata, headers and bodies."""
-    ids = parse_ids(request.GET.getlist("ids"))[:2]
+    # Counted before anything is cut: three ticked must not silently compare two of them.
+    ids = list(dict.fromkeys(parse_ids(request.GET.getlist("ids"))))
     if len(ids) != 2:
-        django_messages.error(request, "Select exactly two messages to compare.")
+        django_messages.error(request, pick_two(len(ids)))
         query = query_without(request, "ids", "before", "after", "csrfmiddlewaretoken")
         return redirect("/" + (f"?{query}" if query else ""))
     found = Message.objects.select_related("endpoint").in_bulk(ids)
@@ -136,8 +141,8 @@ def message_compare(request: HttpRequest) -> HttpResponse:
     return render(request, "inbox/message_compare.html", context)
 
 
-@require_GET
 @staff_required
+@require_GET
 def message_list_new(request: HttpRequest) -> HttpResponse:
     """Live updates: the list's rows newer than `since`, for htmx to put on top (204: none)."""
     filterset = filtered_messages(request)
