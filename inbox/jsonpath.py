@@ -43,6 +43,7 @@ EXPRESSION = re.compile(
 )
 KEY = re.compile(r"^[^.\s]{1,100}$")
 MAX_DEPTH = 20
+MAX_INDEX_DIGITS = 9
 # SQLite binds integers as 64-bit; PostgreSQL could take more, but a filter means the same
 # on both databases.
 INT64 = (-(2**63), 2**63 - 1)
@@ -87,6 +88,7 @@ def parse(text: str) -> JsonPathQuery:
         raise ValidationError("A JSON path is keys separated by dots, e.g. data.object.status.")
     for key in keys:
         _check_text(key, "A key")
+        _check_index(key)
     op = match["op"]
     if op is None:
         return JsonPathQuery(keys, None, None)
@@ -138,6 +140,21 @@ def _check_value(value: Any, depth: int = 0) -> None:
     elif isinstance(value, list):
         for item in value:
             _check_value(item, depth + 1)
+
+
+def _check_index(key: str) -> None:
+    """Django reads any key int() takes as an array position (KeyTransform), so `-1`, `+1`,
+    `1_0` and Arabic-Indic digits would be positions too, and on PostgreSQL a position past 32 bits is an
+    operator that does not exist: positions are plain digits, at most MAX_INDEX_DIGITS."""
+    try:
+        int(key)
+    except ValueError:
+        return
+    if not (key.isascii() and key.isdigit()) or len(key) > MAX_INDEX_DIGITS:
+        raise ValidationError(
+            f"A key that reads as a number is an array position: write it with the digits 0-9 only, "
+            f"at most {MAX_INDEX_DIGITS} of them (not {key[:20]})."
+        )
 
 
 def _check_text(text: str, what: str) -> None:

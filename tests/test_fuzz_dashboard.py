@@ -21,6 +21,7 @@ from urllib.parse import quote_from_bytes
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -167,10 +168,13 @@ def _url(page: str, inbox: dict[str, int], pk: str) -> str:
 
 
 def _read(response: Any) -> bytes:
-    """The whole body: an export that fails half-way fails here, not silently."""
-    if getattr(response, "streaming", False):
-        return b"".join(response.streaming_content)
-    return bytes(response.content)
+    """The whole body: an export that fails half-way fails here, not silently. And the
+    database must still answer: a query error swallowed on PostgreSQL leaves the
+    transaction aborted, a failure that would otherwise surface examples later."""
+    body = b"".join(response.streaming_content) if getattr(response, "streaming", False) else bytes(response.content)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return body
 
 
 @pytest.mark.parametrize("page", GET_PAGES)
@@ -229,6 +233,7 @@ def test_it_never_answers_a_bulk_action_with_a_5xx_nor_fails_its_job(
     }
     with override_settings(TIME_ZONE=zone):
         response = client.post(f"/messages/bulk/?{query_string(query)}", form)
+        _read(response)
         assert response.status_code < 500
         run_worker()
     assert not BulkJob.objects.filter(status=JobStatus.FAILED).exists(), BulkJob.objects.values("error").first()
