@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -13,6 +13,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 access_logger = logging.getLogger("inbox.access")
+LINE = "%s %s %s %.1fms %s"
+ADDRESS = re.compile(r"[0-9A-Fa-f.:]{2,45}")
 
 
 def _printable(text: str) -> str:
@@ -39,16 +41,19 @@ def with_access_log(app: WSGIApp, proxy_hops: int = 0) -> WSGIApp:
             forwarded = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")
             if len(forwarded) >= proxy_hops:
                 address = forwarded[-proxy_hops].strip()
-        try:
-            return str(ipaddress.ip_address(address))
-        except ValueError:
-            return "-"
+        # A header is anyone's to write: print it only when it looks like an address.
+        return address if ADDRESS.fullmatch(address) else "-"
 
     def log(environ: dict[str, Any], status: str, started: float) -> None:
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
         path = redact(_printable(environ.get("PATH_INFO", "")))
         method = _printable(environ.get("REQUEST_METHOD", "")[:16])
         elapsed = (time.perf_counter() - started) * 1000
-        access_logger.info("%s %s %s %.1fms %s", method, path, status, elapsed, client(environ))
+        args = (method, path, status, elapsed, client(environ))
+        # makeRecord + handle: logger.info would also look up the caller's frame, a
+        # quarter of the cost of a line, for a file and line number nobody prints.
+        access_logger.handle(access_logger.makeRecord(access_logger.name, logging.INFO, "", 0, LINE, args, None))
 
     def logged(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
