@@ -119,6 +119,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: whatever a later layer logs while a receiver request is served, its slug is
+    # redacted (inbox/logs.py).
+    "inbox.logs.remember_receiver_slug",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -300,18 +303,33 @@ INBOX_TASK_RESULT_DAYS = env_int("INBOX_TASK_RESULT_DAYS", 7)
 # addresses are refused whatever this says.
 FORWARD_ALLOW_PRIVATE = env_bool("FORWARD_ALLOW_PRIVATE", False)
 
+# The path of a receiver holds its secret slug, so every line goes through one handler
+# whose filter redacts it (inbox/logs.py): django.request logs every 5xx with its
+# traceback, method and path, and 4xx answers outside the receiver (which logs its own
+# refusals by endpoint id). ACCESS_LOG=true adds one line per request (config/wsgi.py).
+ACCESS_LOG = env_bool("ACCESS_LOG", False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "redact_receiver_slugs": {"()": "inbox.logs.RedactReceiverSlugs"},
+        "quiet_receiver_4xx": {"()": "inbox.logs.QuietReceiver4xx"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_receiver_slugs"]},
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "inbox": {"handlers": ["console"], "level": os.environ.get("INBOX_LOG_LEVEL", "INFO"), "propagate": False},
-        # django.request logs 4xx and 5xx answers with their path, and the path of a
-        # receiver holds its secret slug: keep it out of the log. Our own loggers record
-        # refusals and errors by endpoint id.
-        "django.request": {"handlers": ["console"], "level": "CRITICAL", "propagate": False},
+        "django.request": {
+            "handlers": ["console"],
+            "level": "WARNING",
+            "filters": ["quiet_receiver_4xx"],
+            "propagate": False,
+        },
+        # runserver's request lines, when it is used instead of granian.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

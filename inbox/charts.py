@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -11,11 +11,21 @@ from django.utils.safestring import SafeString
 WIDTH, HEIGHT, LEFT, BOTTOM = 720, 160, 36, 20
 
 
+def hour_starts(hours: int, now: datetime | None = None) -> list[datetime]:
+    """The starts of the last `hours` hours, oldest first, as hours of the current time zone:
+    the hours TruncHour groups by. In a zone that is not a whole number of hours from UTC
+    (India, Nepal, parts of Australia) they are not UTC hours, and keys in UTC hours would
+    match none of the counts."""
+    local = timezone.localtime(now or timezone.now())
+    # Stepped in UTC: wall-clock arithmetic would fall into the hour a DST change skips.
+    end = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+    return [end - timedelta(hours=n) for n in range(hours - 1, -1, -1)]
+
+
 def hourly_series(counts: dict[datetime, int], hours: int, now: datetime | None = None) -> list[tuple[datetime, int]]:
-    """One (hour, count) per hour of the last `hours`, oldest first, zero-filled."""
-    end = (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(hours=hours - 1)
-    return [(start + timedelta(hours=n), counts.get(start + timedelta(hours=n), 0)) for n in range(hours)]
+    """One (hour, count) per hour of the last `hours`, oldest first, zero-filled; `counts`
+    is keyed by hour starts as TruncHour makes them (aware datetimes compare as instants)."""
+    return [(start, counts.get(start, 0)) for start in hour_starts(hours, now)]
 
 
 def bar_chart(series: list[tuple[datetime, int]], label: str) -> SafeString:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -17,6 +18,24 @@ DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%
 STATUS_CHOICES = [
     (value, "Stored (nothing to do)" if value == Status.SKIPPED else label) for value, label in Status.choices
 ]
+
+
+class BoundedDateTimeField(forms.DateTimeField):
+    """A date and time that exists in UTC too: the database compares in UTC, and the first
+    hours of year 1 in a zone ahead of UTC (or the last of 9999 behind it) do not."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        result: datetime | None = super().to_python(value)
+        if result is not None:
+            try:
+                result.astimezone(UTC)
+            except OverflowError:
+                raise ValidationError("Pick a date between the years 1 and 9999.", code="out_of_range") from None
+        return result
+
+
+class BoundedDateTimeFilter(django_filters.DateTimeFilter):  # type: ignore[misc]
+    field_class = BoundedDateTimeField
 
 
 class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
@@ -44,10 +63,10 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
         label="Content type",
         max_length=255,
     )
-    received_after = django_filters.DateTimeFilter(
+    received_after = BoundedDateTimeFilter(
         field_name="received_at", lookup_expr="gte", label="Received after", widget=DATETIME_INPUT
     )
-    received_before = django_filters.DateTimeFilter(
+    received_before = BoundedDateTimeFilter(
         field_name="received_at", lookup_expr="lt", label="Received before", widget=DATETIME_INPUT
     )
     verification = django_filters.ChoiceFilter(choices=Verification.choices, empty_label="Any")

@@ -235,6 +235,13 @@ def _read_body(request: HttpRequest, endpoint: Endpoint) -> bytes | HttpResponse
     return raw
 
 
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return max(0, min(int(request.META.get("CONTENT_LENGTH") or 0), 2**31 - 1))
+    except ValueError:
+        return 0
+
+
 def _delivery(request: HttpRequest, endpoint: Endpoint, raw: bytes) -> Delivery:
     query = request.META.get("QUERY_STRING", "")
     # URL-signing providers (Twilio, Square) signed the public URL, not what a proxy shows us.
@@ -363,13 +370,16 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
                 return _refuse(request, endpoint, answer.status, answer.body.decode().strip())
             return _answer(answer)
         if "GET" not in endpoint.methods:
-            return plain(405, "Method not allowed; use POST.", Allow="POST")
+            # Not a subscription check, and plain GETs are not allowed: what is.
+            methods = ", ".join(endpoint.methods)
+            return plain(405, f"Method not allowed; use {methods}.", Allow=methods)
 
     raw = _read_body(request, endpoint)
     if isinstance(raw, HttpResponse):
-        stats.bump(endpoint.pk, stats.REJECTED)
-        logger.warning("refused body endpoint=%s status=%s", endpoint.pk, raw.status_code)
-        return raw
+        # In the rejected log too, like every refusal the "Rejected" count counts: a 413 is
+        # the refusal a user can act on (raise the limit), so it must say which and why.
+        reason = raw.content.decode().strip()
+        return _refuse(request, endpoint, raw.status_code, reason, _declared_length(request))
 
     delivery = _delivery(request, endpoint, raw)
     credentials = endpoint.credentials()

@@ -209,26 +209,27 @@ def dashboard(case_id: str, query: Mapping[str, str], then: Check | None = None,
 
 
 CASES = [
-    # Size: refused from the declared length, before the body is read.
+    # Size: refused from the declared length, before the body is read, and listed in the rejected
+    # log like every refusal the endpoint page counts (issue 13, item 14).
     Hostile(
         "over-limit-content-length",
         413,
-        NOTHING,
+        REJECTED,
         b"x" * 2048,
         endpoint={"max_body_bytes": 1024},
         then=says(b"1024 bytes"),
     ),
-    Hostile("declared-terabyte", 413, NOTHING, meta={"CONTENT_LENGTH": str(10**12)}),
-    Hostile("declared-30-digit-length", 413, NOTHING, meta={"CONTENT_LENGTH": "9" * 30}),
-    Hostile("content-length-not-a-number", 400, NOTHING, meta={"CONTENT_LENGTH": "abc"}),
-    Hostile("content-length-negative", 400, NOTHING, meta={"CONTENT_LENGTH": "-1"}),
-    Hostile("content-length-float", 400, NOTHING, meta={"CONTENT_LENGTH": "1e3"}),
+    Hostile("declared-terabyte", 413, REJECTED, meta={"CONTENT_LENGTH": str(10**12)}),
+    Hostile("declared-30-digit-length", 413, REJECTED, meta={"CONTENT_LENGTH": "9" * 30}),
+    Hostile("content-length-not-a-number", 400, REJECTED, meta={"CONTENT_LENGTH": "abc"}),
+    Hostile("content-length-negative", 400, REJECTED, meta={"CONTENT_LENGTH": "-1"}),
+    Hostile("content-length-float", 400, REJECTED, meta={"CONTENT_LENGTH": "1e3"}),
     # Compressed bodies are stored as sent and never inflated.
     Hostile("gzip-bomb", 200, MESSAGE, BOMB, headers={"Content-Encoding": "gzip"}, then=gzip_kept_as_sent),
     Hostile(
         "gzip-bomb-over-limit",
         413,
-        NOTHING,
+        REJECTED,
         BOMB,
         headers={"Content-Encoding": "gzip"},
         endpoint={"max_body_bytes": 4096},
@@ -594,7 +595,7 @@ WIRE = [
     Wire(
         "chunked-body",
         411,
-        NOTHING,
+        REJECTED,
         lambda s: post(
             s, body=chunked(b'{"type": ', b'"chunked"}'), headers=b"Transfer-Encoding: chunked\r\n", length=b""
         ),
@@ -602,7 +603,7 @@ WIRE = [
     Wire(
         "chunked-body-cut-before-its-last-chunk",
         411,
-        NOTHING,
+        REJECTED,
         lambda s: post(
             s, body=b'1c\r\n{"id": "evt_1", "amount": 10\r\n', headers=b"Transfer-Encoding: chunked\r\n", length=b""
         ),
@@ -611,14 +612,14 @@ WIRE = [
     Wire(
         "chunked-over-limit",
         411,
-        NOTHING,
+        REJECTED,
         lambda s: post(s, body=chunked(*[b"x" * 65536] * 32), headers=b"Transfer-Encoding: chunked\r\n", length=b""),
     ),
     # Both framings at once, the smuggling classic: chunked wins, nothing is stored.
     Wire(
         "chunked-and-content-length",
         411,
-        NOTHING,
+        REJECTED,
         lambda s: post(s, body=chunked(b'{"a": 1}'), headers=b"Transfer-Encoding: chunked\r\n", length=b"3"),
     ),
     Wire(
@@ -631,7 +632,7 @@ WIRE = [
     Wire(
         "content-length-longer-than-body",
         400,
-        NOTHING,
+        REJECTED,
         lambda s: post(s, body=b'{"cut": ', length=b"100"),
         half_close=True,
     ),
@@ -647,11 +648,11 @@ WIRE = [
     Wire("content-length-negative", 400, NOTHING, lambda s: post(s, length=b"-5")),
     Wire("content-length-with-plus", 400, NOTHING, lambda s: post(s, body=b'{"a":1}', length=b"+7")),
     # Over the limit: answered from the declared length, without waiting for the body.
-    Wire("over-limit-content-length", 413, NOTHING, lambda s: post(s, body=b"x" * 65536, length=b"10000000")),
+    Wire("over-limit-content-length", 413, REJECTED, lambda s: post(s, body=b"x" * 65536, length=b"10000000")),
     Wire(
         "over-limit-expect-100-continue",
         413,
-        NOTHING,
+        REJECTED,
         lambda s: post(s, body=b"", headers=b"Expect: 100-continue\r\n", length=b"10000000"),
     ),
     Wire(

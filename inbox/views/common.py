@@ -41,7 +41,10 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def staff_required(view: View) -> View:
-    """Anonymous users go to the login page; signed-in users who are not staff get 403."""
+    """Anonymous users go to the login page; signed-in users who are not staff get 403.
+
+    Put it first, above @require_POST and the like: a visitor who is not signed in is sent
+    to sign in whatever the method, not told which methods a page takes."""
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
@@ -103,8 +106,8 @@ def query_without(request: HttpRequest, *names: str) -> str:
 AUDIT_PAGE = 100
 
 
-@require_GET
 @staff_required
+@require_GET
 def audit_list(request: HttpRequest) -> HttpResponse:
     """Who changed what, when: newest first, AUDIT_PAGE a page, by endpoint if asked."""
     entries = AuditEntry.objects.select_related("endpoint")

@@ -28,8 +28,8 @@ logger = logging.getLogger("inbox.views")
 
 
 # --- Endpoints ----------------------------------------------------------------------------
-@require_GET
 @staff_required
+@require_GET
 def endpoint_list(request: HttpRequest) -> HttpResponse:
     last = Message.objects.filter(endpoint=OuterRef("pk")).order_by("-received_at").values("received_at")[:1]
     endpoints = Endpoint.objects.annotate(last_received_at=Subquery(last))
@@ -111,7 +111,7 @@ def _overview(request: HttpRequest, endpoint: Endpoint) -> dict[str, Any]:
     period = period if period in PERIODS else "day"
     hours = PERIODS[period]
     now = timezone.now()
-    since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    since = charts.hour_starts(hours, now)[0]
     series = charts.hourly_series(endpoint.hourly_counts(since), hours, now)
     received = sum(count for _, count in series)
     return {
@@ -139,8 +139,8 @@ def _endpoint_form(request: HttpRequest, endpoint: Endpoint | None = None) -> En
     return EndpointForm(initial=typed, instance=endpoint)
 
 
-@require_http_methods(["GET", "POST"])
 @staff_required
+@require_http_methods(["GET", "POST"])
 @needs("inbox.add_endpoint")
 def endpoint_create(request: HttpRequest) -> HttpResponse:
     form = _endpoint_form(request)
@@ -156,14 +156,14 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
     return render(request, "inbox/endpoint_form.html", {"form": form})
 
 
-@require_GET
 @staff_required
+@require_GET
 def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _secret_page(request, get_endpoint(pk))
 
 
-@require_POST
 @staff_required
+@require_POST
 @needs("inbox.add_endpoint")
 def endpoint_quick(request: HttpRequest) -> HttpResponse:
     """One click: a token endpoint with the defaults, then its page with the token (once)
@@ -176,8 +176,8 @@ def endpoint_quick(request: HttpRequest) -> HttpResponse:
     return redirect(endpoint)
 
 
-@require_GET
 @staff_required
+@require_GET
 def endpoint_first_delivery(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The endpoint page's live wait: 204 (htmx keeps polling) while nothing changed; the
     wait again with a count when deliveries were refused; once a message is stored, the
@@ -199,8 +199,8 @@ def endpoint_first_delivery(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return render(request, "inbox/endpoint_detail.html#waiting", context)
 
 
-@require_http_methods(["GET", "POST"])
 @staff_required
+@require_http_methods(["GET", "POST"])
 @needs("inbox.change_endpoint")
 def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
@@ -232,8 +232,8 @@ def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "inbox/endpoint_form.html", {"form": form, "endpoint": endpoint})
 
 
-@require_http_methods(["GET", "POST"])
 @staff_required
+@require_http_methods(["GET", "POST"])
 @needs("inbox.change_endpoint")
 def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
@@ -256,8 +256,8 @@ def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "inbox/endpoint_rotate.html", {"form": form, "endpoint": endpoint})
 
 
-@require_POST
 @staff_required
+@require_POST
 @needs("inbox.change_endpoint")
 def endpoint_send_test(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
@@ -269,8 +269,8 @@ def endpoint_send_test(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(endpoint)
 
 
-@require_http_methods(["GET", "POST"])
 @staff_required
+@require_http_methods(["GET", "POST"])
 @needs("inbox.delete_endpoint")
 def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)

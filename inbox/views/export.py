@@ -117,13 +117,13 @@ def _export(request: HttpRequest, kind: str) -> HttpResponse | StreamingHttpResp
     return response
 
 
-@require_GET
 @staff_required
+@require_GET
 def export_ndjson(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return _export(request, "ndjson")
 
 
-@require_GET
 @staff_required
+@require_GET
 def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return _export(request, "csv")

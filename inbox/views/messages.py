@@ -24,8 +24,8 @@ TREE_BODY_LIMIT = 256 * 1024
 
 
 # --- Messages -----------------------------------------------------------------------------
-@require_GET
 @staff_required
+@require_GET
 def message_list(request: HtmxHttpRequest) -> HttpResponse:
     filterset = filtered_messages(request)
     messages: list[Message] = []
@@ -71,8 +71,8 @@ def message_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@require_GET
 @staff_required
+@require_GET
 def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message.objects.select_related("endpoint"), pk=pk)
     if not message.read:
@@ -91,6 +91,8 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "query_params": parse_qsl(message.query_string, keep_blank_values=True),
         "newer": newer,
         "older": older,
+        # The viewer pages through the list's filter: say why it cannot, as the list does.
+        "filter_errors": None if filterset.is_valid() else filterset.errors,
         "list_query": query_without(request, "before", "after"),
         "attempts": message.processing_attempts.all(),
         "tree": json_tree(message.json) if message.json is not None and message.body_size <= TREE_BODY_LIMIT else None,
@@ -103,8 +105,8 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "inbox/message_detail.html", context)
 
 
-@require_GET
 @staff_required
+@require_GET
 def message_raw(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message, pk=pk)
     # Always an attachment of an inert type: a body is never rendered by the browser.
@@ -113,8 +115,8 @@ def message_raw(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-@require_POST
 @staff_required
+@require_POST
 @needs("inbox.delete_message")
 def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message.objects.select_related("endpoint"), pk=pk)
@@ -139,13 +141,18 @@ def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(f"/?{query}" if query else "/")
 
 
-@require_GET
+def pick_two(ticked: int) -> str:
+    return f"Pick exactly two messages to compare; {ticked} {'is' if ticked == 1 else 'are'} ticked."
+
+
 @staff_required
+@require_GET
 def message_compare(request: HttpRequest) -> HttpResponse:
     """Two messages side by side: a line diff of their metadata, headers and bodies."""
-    ids = parse_ids(request.GET.getlist("ids"))[:2]
+    # Counted before anything is cut: three ticked must not silently compare two of them.
+    ids = list(dict.fromkeys(parse_ids(request.GET.getlist("ids"))))
     if len(ids) != 2:
-        django_messages.error(request, "Select exactly two messages to compare.")
+        django_messages.error(request, pick_two(len(ids)))
         query = query_without(request, "ids", "before", "after", "csrfmiddlewaretoken")
         return redirect("/" + (f"?{query}" if query else ""))
     found = Message.objects.select_related("endpoint").in_bulk(ids)
@@ -156,8 +163,8 @@ def message_compare(request: HttpRequest) -> HttpResponse:
     return render(request, "inbox/message_compare.html", context)
 
 
-@require_GET
 @staff_required
+@require_GET
 def message_list_new(request: HttpRequest) -> HttpResponse:
     """Live updates: the list's rows newer than `since`, for htmx to put on top (204: none)."""
     filterset = filtered_messages(request)

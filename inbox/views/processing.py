@@ -35,6 +35,7 @@ from inbox.views.common import (
     query_without,
     staff_required,
 )
+from inbox.views.messages import pick_two
 
 logger = logging.getLogger("inbox.views")
 
@@ -43,8 +44,8 @@ MAX_SELECTION = 500
 
 
 # --- Destinations -----------------------------------------------------------------------------
-@require_http_methods(["GET", "POST"])
 @staff_required
+@require_http_methods(["GET", "POST"])
 @needs("inbox.change_endpoint")
 def destination_create(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
@@ -57,8 +58,8 @@ def destination_create(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "inbox/destination_form.html", {"form": form, "endpoint": endpoint})
 
 
-@require_http_methods(["GET", "POST"])
 @staff_required
+@require_http_methods(["GET", "POST"])
 @needs("inbox.change_endpoint")
 def destination_edit(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(Destination.objects.select_related("endpoint"), pk=pk)
@@ -78,8 +79,8 @@ def destination_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "inbox/destination_form.html", context)
 
 
-@require_POST
 @staff_required
+@require_POST
 @needs("inbox.change_endpoint")
 def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(Destination.objects.select_related("endpoint"), pk=pk)
@@ -103,8 +104,8 @@ def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # --- Replay -------------------------------------------------------------------------------------
-@require_POST
 @staff_required
+@require_POST
 @needs("inbox.change_message")
 def message_replay(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message.objects.select_related("endpoint"), pk=pk)
@@ -119,8 +120,8 @@ def message_replay(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(message.get_absolute_url() + (f"?{query}" if query else ""))
 
 
-@require_POST
 @staff_required
+@require_POST
 def messages_bulk(request: HttpRequest) -> HttpResponse:
     """A bulk action (`action`: replay, delete, mark_read, mark_unread) on the chosen
     messages (`ids`), or, with `_all` after the action, on every message matching the
@@ -135,7 +136,10 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
     if requested == "compare":
         # Compare only reads: any staff may, and it goes to a GET page of its own (the
         # bulk form is a POST so that its CSRF token never travels in a URL).
-        chosen = parse_ids(request.POST.getlist("ids"))[:3]
+        chosen = list(dict.fromkeys(parse_ids(request.POST.getlist("ids"))))
+        if len(chosen) != 2:
+            django_messages.error(request, pick_two(len(chosen)))
+            return redirect(_list_url(request))
         return redirect(reverse("inbox:message-compare") + "?" + urlencode([("ids", v) for v in chosen]))
     scope = "all" if requested.endswith("_all") else "selected"
     if requested.removesuffix("_all") not in BulkAction.values:
@@ -152,8 +156,9 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
     if scope == "all":
         filterset = filtered_messages(request)
         if not filterset.is_valid():
-            django_messages.error(request, f"The filter is not valid; nothing was {BULK_PAST[action]}.")
-            return redirect("inbox:message-list")
+            reasons = " ".join(" ".join(errors) for errors in filterset.errors.values())
+            django_messages.error(request, f"The filter is not valid; nothing was {BULK_PAST[action]}. {reasons}")
+            return redirect(_list_url(request))
         job.query = query_without(request, "before", "after")
         words = filterset.describe()
         matching = filterset.qs
@@ -260,8 +265,8 @@ def _list_url(request: HttpRequest) -> str:
     return "/" + (f"?{query}" if query else "")
 
 
-@require_GET
 @staff_required
+@require_GET
 def job_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(BulkJob.objects.select_related("created_by"), pk=pk)
     template = "inbox/job_detail.html#progress" if request.htmx else "inbox/job_detail.html"
