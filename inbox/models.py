@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import logging
 import re
@@ -13,7 +11,6 @@ from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -25,6 +22,7 @@ from django.utils import timezone
 from inbox import handlers
 from inbox.forwarding import validate_destination_url
 from inbox.jsonpath import JsonPathQuery
+from inbox.secrets import decrypt, encrypt, token_digest
 from inbox.verification import (
     PRESETS,
     Preset,
@@ -73,36 +71,6 @@ def validate_methods(value: str) -> None:
 def new_slug() -> str:
     # 24 random bytes: 192 bits, 32 URL-safe characters.
     return secrets.token_urlsafe(24)
-
-
-@cache
-def _fernet(keys: tuple[str, ...]) -> MultiFernet:
-    # Each configured key becomes a Fernet key through SHA-256, so any string works; the
-    # first encrypts, all decrypt (rotate by putting the new key first).
-    return MultiFernet([Fernet(base64.urlsafe_b64encode(hashlib.sha256(k.encode()).digest())) for k in keys])
-
-
-def encrypt(value: str) -> str:
-    return _fernet(tuple(settings.INBOX_ENCRYPTION_KEYS)).encrypt(value.encode()).decode()
-
-
-def decrypt(value: str) -> str:
-    try:
-        return _fernet(tuple(settings.INBOX_ENCRYPTION_KEYS)).decrypt(value.encode()).decode()
-    except InvalidToken:
-        # Encrypted under a key that is no longer configured: the secret is unusable, and
-        # verification will refuse until staff set it again.
-        return ""
-
-
-def token_digest(token: str) -> str:
-    """Keyed digest of a generated token.
-
-    Tokens are 256-bit random strings, so a fast keyed hash is as strong as a slow password
-    hash here, and costs microseconds on every request instead of tens of milliseconds.
-    """
-    key = settings.INBOX_SECRET_KEY.encode()
-    return hmac.new(key, token.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
 
 
 class EndpointQuerySet(models.QuerySet["Endpoint"]):

@@ -28,6 +28,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from standardwebhooks import Webhook
 
+from inbox.secrets import token_digest
+
 MAX_SIGNATURE_HEADER = 4096
 DIGESTS: dict[str, Callable[[], Any]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
@@ -187,14 +189,12 @@ class NoScheme(Scheme):
 
 @dataclass(frozen=True)
 class TokenScheme(Scheme):
-    """A shared token in a header, stored as a keyed digest (see `inbox.models.token_digest`)."""
+    """A shared token in a header, stored as a keyed digest (see `inbox.secrets.token_digest`)."""
 
     header: str = "X-Webhook-Token"
     secret_kind = "token"
 
     def verify(self, delivery: Delivery, secrets_: Sequence[Secret], header: str | None = None) -> Verdict:
-        from inbox.models import token_digest
-
         name = header or self.header
         presented = delivery.header(name)
         if not presented:
@@ -213,8 +213,6 @@ class BasicScheme(Scheme):
     secret_kind = "basic"
 
     def verify(self, delivery: Delivery, secrets_: Sequence[Secret]) -> Verdict:
-        from inbox.models import token_digest
-
         value = delivery.header("Authorization")
         scheme, _, encoded = value.partition(" ")
         if scheme.lower() != "basic" or not encoded:

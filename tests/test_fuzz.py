@@ -33,8 +33,9 @@ from django.utils.datastructures import CaseInsensitiveMapping
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from inbox.models import Endpoint, Message, token_digest
+from inbox.models import Endpoint, Message
 from inbox.receiver import MAX_JSON_DEPTH, parse_json
+from inbox.secrets import token_digest
 from inbox.verification import (
     GENERIC_HEADERS,
     GENERIC_IDEMPOTENCY,

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inbox.models import token_digest
+from inbox.secrets import token_digest
 from inbox.verification import PRESETS, Delivery, Secret, handshake_answer
 
 PUBLIC_KEY = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
