@@ -23,16 +23,7 @@ from inbox import handlers
 from inbox.forwarding import validate_destination_url
 from inbox.jsonpath import JsonPathQuery
 from inbox.secrets import decrypt, encrypt, token_digest
-from inbox.verification import (
-    PRESETS,
-    Preset,
-    Scheme,
-    Secret,
-    TokenScheme,
-    generic_hmac_scheme,
-    preset_choices,
-    sample_request,
-)
+from inbox.verification import DEFAULT_PRESET, PRESETS, Preset, Scheme, Secret, preset_choices
 
 audit_logger = logging.getLogger("inbox.audit")
 
@@ -185,15 +176,11 @@ class Endpoint(models.Model):
     # --- Verification ----------------------------------------------------------------
     @property
     def preset(self) -> Preset:
-        return PRESETS.get(self.auth, PRESETS["token"])
+        return PRESETS.get(self.auth) or PRESETS[DEFAULT_PRESET]
 
     @property
     def scheme(self) -> Scheme:
-        if self.auth == "token":
-            return TokenScheme(header=self.token_header)
-        if self.auth == "hmac":
-            return generic_hmac_scheme(self.scheme_options)
-        return self.preset.scheme
+        return self.preset.scheme_for(self)
 
     @property
     def secret_kind(self) -> str:
@@ -202,8 +189,7 @@ class Endpoint(models.Model):
     @property
     def credential_header(self) -> str:
         """The header a token travels in, for token schemes ('' otherwise)."""
-        scheme = self.scheme
-        return scheme.header if isinstance(scheme, TokenScheme) else ""
+        return self.scheme.credential_header
 
     @property
     def previous_valid(self) -> bool:
@@ -217,23 +203,24 @@ class Endpoint(models.Model):
             self.token_digest = self.secret_encrypted = ""
             return {}
         if kind == "token":
-            value = value or self.preset.new_secret()
+            value = value or self.scheme.new_secret()
             self.token_digest = token_digest(value)
             return {"token": value}
         if kind == "basic":
             self.basic_username = self.basic_username or "inbox-" + secrets.token_hex(4)
-            value = value or secrets.token_urlsafe(24)
+            value = value or self.scheme.new_secret()
             self.token_digest = token_digest(f"{self.basic_username}:{value}")
             return {"username": self.basic_username, "password": value}
         shown: dict[str, str] = {}
         if value is None:
             if not self.preset.generates_secret:
                 raise ValueError(f"{self.preset.label} issues this secret: paste it from the provider.")
-            value = self.preset.new_secret()
+            value = self.scheme.new_secret()
             shown["secret"] = value
         self.secret_encrypted = encrypt(value)
-        if self.preset.handshake == "meta":
-            # Meta's GET subscription check presents a verify token of our choosing.
+        handshake = self.preset.handshake
+        if handshake is not None and handshake.uses_verify_token:
+            # The handshake (Meta's GET subscription check) presents a verify token of our choosing.
             verify_token = secrets.token_urlsafe(24)
             self.token_digest = token_digest(verify_token)
             shown["verify_token"] = verify_token
@@ -287,7 +274,7 @@ class Endpoint(models.Model):
 
     def test_request(self) -> tuple[bytes, dict[str, str]]:
         current = next((c.value for c in self.credentials() if c.label == "current"), "")
-        return sample_request(self.preset, self.scheme, self.url, current, time.time())
+        return self.preset.sample_request(self.scheme, self.url, current, time.time())
 
     def check_token(self, presented: str | None) -> str:
         """Which stored token digest `presented` matches ("current", "previous" or "")."""

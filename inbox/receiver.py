@@ -10,7 +10,6 @@ message. Log lines name endpoints by id, never by slug: the slug is the secret U
 from __future__ import annotations
 
 import functools
-import hashlib
 import ipaddress
 import json
 import logging
@@ -38,18 +37,7 @@ from inbox.models import (
     insert_messages,
 )
 from inbox.tasks import enqueue_processing
-from inbox.verification import (
-    GENERIC_HEADERS,
-    GENERIC_IDEMPOTENCY,
-    GENERIC_PATHS,
-    Answer,
-    Delivery,
-    Preset,
-    Verdict,
-    first_text,
-    handshake_answer,
-    meta_subscription,
-)
+from inbox.verification import Answer, Delivery, Verdict
 
 logger = logging.getLogger("inbox.receiver")
 
@@ -124,33 +112,6 @@ def parse_json(raw: bytes) -> Any | None:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def event_type_of(request: HttpRequest, preset: Preset, payload: Any) -> str:
-    found = first_text(
-        request.headers,
-        payload,
-        (*preset.event_type_headers, *GENERIC_HEADERS),
-        (*preset.event_type_paths, *GENERIC_PATHS),
-    )
-    return found.partition(":")[2][:200]
-
-
-def idempotency_key_of(request: HttpRequest, endpoint: Endpoint, payload: Any) -> str | None:
-    preset = endpoint.preset
-    paths = (*preset.idempotency_paths, *(("id",) if endpoint.dedupe_on_payload_id else ()))
-    # A preset that names its own key uses only that one: a generic header is not covered by
-    # the provider's signature, and trusting it would let a captured delivery be replayed
-    # under fresh keys.
-    own = preset.idempotency_headers or preset.idempotency_paths
-    headers = preset.idempotency_headers if own else GENERIC_IDEMPOTENCY
-    key = first_text(request.headers, payload, headers, paths)
-    if not key:
-        return None
-    if len(key) > 200:
-        # Long keys are hashed rather than cut, so two distinct keys never collide.
-        key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
-    return key
 
 
 def stored_headers(request: HttpRequest, endpoint: Endpoint) -> dict[str, str]:
@@ -271,8 +232,10 @@ def _message(request: HttpRequest, endpoint: Endpoint, raw: bytes, payload: Any,
         content_type=request.META.get("CONTENT_TYPE", "")[:255],
         headers=stored_headers(request, endpoint),
         json=payload,
-        event_type=event_type_of(request, endpoint.preset, payload),
-        idempotency_key=idempotency_key_of(request, endpoint, payload),
+        event_type=endpoint.preset.event_type(request.headers, payload),
+        idempotency_key=endpoint.preset.idempotency_key(
+            request.headers, payload, payload_id=endpoint.dedupe_on_payload_id
+        ),
         remote_addr=client_ip(request) or None,
         verification=Verification.UNVERIFIED if endpoint.secret_kind == "none" else Verification.VERIFIED,
         secret_used=verdict.matched,
@@ -332,10 +295,10 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
     if endpoint is None:
         raise Http404
 
-    preset = endpoint.preset
+    handshake = endpoint.preset.handshake
     allowed = endpoint.methods
-    if preset.handshake == "meta" and "GET" not in allowed:
-        allowed = (*allowed, "GET")  # the subscription check, answered below, never stored
+    if handshake is not None and handshake.answers_get and "GET" not in allowed:
+        allowed = (*allowed, "GET")  # the handshake's own GET, answered below, never stored
     if request.method in ("HEAD", "OPTIONS"):
         # Some providers probe a URL before they use it; neither ever stores anything.
         response = HttpResponse(status=200 if request.method == "HEAD" else 204)
@@ -352,8 +315,8 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
     if limited is not None:
         return limited
 
-    if preset.handshake == "meta" and request.method == "GET":
-        answer = meta_subscription(request.GET, endpoint.check_token)
+    if handshake is not None and handshake.answers_get and request.method == "GET":
+        answer = handshake.answer_get(request.GET, endpoint.check_token)
         if answer is not None:
             if answer.status != 200:
                 return _refuse(request, endpoint, answer.status, answer.body.decode().strip())
@@ -374,11 +337,11 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
         return _refuse(request, endpoint, verdict.status, verdict.reason, len(raw))
 
     payload = parse_json(raw)
-    if preset.handshake:
+    if handshake is not None:
         secret = next((c.value for c in credentials if c.label == verdict.matched), "")
-        answer = handshake_answer(preset, delivery, payload, secret)
+        answer = handshake.answer(delivery, payload, secret)
         if answer is not None:
-            logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, preset.name)
+            logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, endpoint.preset.name)
             return _answer(answer)
 
     message = _message(request, endpoint, raw, payload, verdict)
