@@ -200,7 +200,7 @@ RATELIMIT_VIEW = "inbox.views.rate_limited"
 # Behind a reverse proxy, set TRUSTED_PROXY_HOPS to the number of proxies that append to
 # X-Forwarded-For; the client address is then read from that header, not REMOTE_ADDR.
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
-RATELIMIT_IP_META_KEY = "inbox.receiver.client_ip"
+RATELIMIT_IP_META_KEY = "inbox.ingest.receiver.client_ip"
 
 # --- Tasks ----------------------------------------------------------------------------
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

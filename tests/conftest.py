@@ -34,7 +34,7 @@ def make_endpoint(name: str = "shop", secret: str | None = None, **fields: Any) 
 
 
 def make_message(endpoint: Endpoint, body: bytes = b'{"type": "order.created"}', **fields: Any) -> Message:
-    from inbox.receiver import parse_json, preview_of
+    from inbox.ingest.receiver import parse_json, preview_of
 
     fields.setdefault("method", "POST")
     fields.setdefault("content_type", "application/json")

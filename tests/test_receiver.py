@@ -283,7 +283,7 @@ def test_it_follows_the_endpoint_when_the_rate_limit_cache_is_down(
     def broken(*args: object, **kwargs: object) -> None:
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr("inbox.receiver.get_usage", broken)
+    monkeypatch.setattr("inbox.ingest.receiver.get_usage", broken)
     open_endpoint, open_token = make_endpoint("open", rate_limit_fail_open=True)
     closed_endpoint, closed_token = make_endpoint("closed", rate_limit_fail_open=False)
 
