@@ -12,7 +12,7 @@ import pytest
 from django.db import IntegrityError, OperationalError, close_old_connections, connection
 from django.test import Client
 
-from inbox.groupcommit import GroupCommit, GroupCommitError
+from inbox.ingest.groupcommit import GroupCommit, GroupCommitError
 from inbox.models import IDLE_CHECK_SECONDS, Message, insert_messages
 from tests.conftest import make_endpoint
 

@@ -25,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
 from inbox import stats
-from inbox.groupcommit import GroupCommit
+from inbox.ingest.groupcommit import GroupCommit
 from inbox.models import (
     REDACTED,
     Endpoint,
