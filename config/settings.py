@@ -183,8 +183,8 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {"BACKEND": "django_redis.cache.RedisCache", **_redis},
-        # The same Redis, counting each request in one round trip (inbox/cache.py).
-        "ratelimit": {"BACKEND": "inbox.cache.RateLimitCache", **_redis},
+        # The same Redis, counting each request in one round trip (inbox/ingest/ratelimit.py).
+        "ratelimit": {"BACKEND": "inbox.ingest.ratelimit.RateLimitCache", **_redis},
     }
     RATELIMIT_USE_CACHE = "ratelimit"
     # django-ratelimit warns about any backend it does not list; this one is django-redis.

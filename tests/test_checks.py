@@ -11,7 +11,7 @@ from inbox.checks import check_forwarding, check_public_base_url, check_rate_lim
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-REDIS = {"default": {"BACKEND": "inbox.cache.RateLimitCache", "LOCATION": "redis://127.0.0.1:6379/15"}}
+REDIS = {"default": {"BACKEND": "inbox.ingest.ratelimit.RateLimitCache", "LOCATION": "redis://127.0.0.1:6379/15"}}
 
 
 def ids(messages: list) -> list[str]:  # type: ignore[type-arg]
