@@ -144,7 +144,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # The receiver's INSERT binds its parameters on the server (inbox.models.insert_messages);
+        # The receiver's INSERT binds its parameters on the server (inbox.ingest.store.insert_messages);
         # with a threshold, psycopg prepares it once it has run that many times on a
         # connection. Off by default: behind PgBouncer in transaction mode (without
         # max_prepared_statements) a prepared statement fails every batch. Django's own

@@ -4,17 +4,16 @@ import hmac
 import logging
 import re
 import secrets
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import DatabaseError, connection, models
+from django.db import models
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
@@ -150,16 +149,8 @@ class Endpoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        super().save(*args, **kwargs)
-        forget_endpoint(self.slug)
-
     def get_absolute_url(self) -> str:
         return reverse("inbox:endpoint-detail", args=[self.pk])
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        forget_endpoint(self.slug)
-        return super().delete(*args, **kwargs)
 
     @property
     def path(self) -> str:
@@ -308,7 +299,8 @@ class Endpoint(models.Model):
     # --- Processing -------------------------------------------------------------------
     @property
     def active_destinations(self) -> list[Destination]:
-        # endpoint_for_slug prefetches these, so the receiver asks the database nothing.
+        # The receiver's endpoint cache prefetches these (inbox/ingest/endpoints.py), so the
+        # receiver asks the database nothing.
         prefetched: list[Destination] | None = getattr(self, "enabled_destinations", None)
         if prefetched is not None:
             return prefetched
@@ -343,44 +335,10 @@ class Endpoint(models.Model):
         return counts["failed"], counts["total"]
 
 
-# --- In-process endpoint cache ----------------------------------------------------------
-# The receiver looks an endpoint up on every request. Keeping it in process memory for a
-# few seconds removes that round trip from the hot path; the price is that an edit made
-# in another process applies after at most INBOX_ENDPOINT_CACHE_SECONDS.
-_endpoint_cache: dict[str, tuple[float, Endpoint | None]] = {}
-_endpoint_cache_lock = threading.Lock()
-
-
-def forget_endpoint(slug: str | None = None) -> None:
-    with _endpoint_cache_lock:
-        if slug is None:
-            _endpoint_cache.clear()
-        else:
-            _endpoint_cache.pop(slug, None)
-
-
 @lru_cache(maxsize=4096)
 def receiver_path(slug: str) -> str:
     # The receiver asks for its own URL on every delivery (URL-signing schemes sign it).
     return reverse("receiver", args=[slug])
-
-
-def endpoint_for_slug(slug: str) -> Endpoint | None:
-    """The enabled endpoint with this slug, or None; from the cache when it is fresh."""
-    now = time.monotonic()
-    cached = _endpoint_cache.get(slug)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    enabled_destinations = models.Prefetch(
-        "destinations", queryset=Destination.objects.filter(enabled=True), to_attr="enabled_destinations"
-    )
-    endpoint = Endpoint.objects.enabled().filter(slug=slug).prefetch_related(enabled_destinations).first()
-    with _endpoint_cache_lock:
-        if len(_endpoint_cache) > 10_000:
-            # Unknown slugs are cached too (as None), so a scan cannot grow this forever.
-            _endpoint_cache.clear()
-        _endpoint_cache[slug] = (now + settings.INBOX_ENDPOINT_CACHE_SECONDS, endpoint)
-    return endpoint
 
 
 # --- Messages ---------------------------------------------------------------------------
@@ -592,91 +550,6 @@ class Message(models.Model):
         )
         return bool(updated)
 
-    def insert_unless_duplicate(self) -> bool:
-        """INSERT this message in one statement; False when its idempotency key was seen."""
-        return insert_messages([self])[0]
-
-
-# A receiver connection unused for longer than this is checked before the INSERT.
-IDLE_CHECK_SECONDS = 1.0
-
-
-@cache
-def _insert_fields() -> tuple[models.Field[Any, Any], ...]:
-    return tuple(f for f in Message._meta.concrete_fields if not f.primary_key)
-
-
-@lru_cache(maxsize=128)
-def _insert_sql(vendor: str, rows: int) -> str:
-    # Built once per batch size: the receiver runs it for every accepted message.
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(f.column)) for f in _insert_fields())
-    row = "(" + ", ".join(["%s"] * len(_insert_fields())) + ")"
-    # Table and column names come from the model's own metadata, values are parameters.
-    return (
-        f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)} "  # noqa: S608
-        f"ON CONFLICT DO NOTHING RETURNING id, endpoint_id, idempotency_key"
-    )
-
-
-def insert_messages(messages: list[Message]) -> list[bool]:
-    """INSERT these messages in one statement (one round trip, one commit); for each, False
-    when its idempotency key was already stored (or came earlier in the same list).
-
-    The unique constraint decides, inside the database, so two concurrent deliveries of the
-    same key cannot both be stored. RETURNING gives the inserted rows in the order of the
-    VALUES list (Django's bulk_create relies on the same order on PostgreSQL and SQLite),
-    minus the rows the conflict clause skipped; only rows with a key can be skipped, and
-    every row carries its (endpoint, key), so walking both lists matches each row to its id.
-    """
-    # Rows go in key order: the INSERT waits on each conflicting key in turn, and two web
-    # processes inserting the same keys in opposite orders would deadlock each other.
-    ordered = sorted(messages, key=lambda m: (m.endpoint_id, m.idempotency_key is None, m.idempotency_key or ""))
-    fields = _insert_fields()
-    values = [f.get_db_prep_save(f.pre_save(m, add=True), connection) for m in ordered for f in fields]
-    sql = _insert_sql(connection.vendor, len(ordered))
-    if connection.vendor == "postgresql":
-        # Server-side binding (Django's own cursors bind on the client): the parameters go
-        # as they are instead of being quoted into the text in Python, and psycopg
-        # prepares the statement once it has run a few times on this connection.
-        import psycopg
-
-        # Django's own cursor() checks a persistent connection with a round trip at the
-        # start of every request; that would double this path's budget. Check only a
-        # connection that sat idle (the one a restart or an idle timeout can have dropped);
-        # a busy one that breaks fails its batch with a 503 and is replaced after it.
-        now = time.monotonic()
-        if now - getattr(connection, "inbox_used_at", 0.0) > IDLE_CHECK_SECONDS:
-            connection.close_if_health_check_failed()
-        connection.ensure_connection()
-        connection.inbox_used_at = now  # type: ignore[attr-defined]
-        raw: Any = psycopg.Cursor(connection.connection)  # django-stubs expect a wrapper here
-        # Django's wrapper still turns driver errors into django.db errors and counts the query.
-        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
-        with wrap(raw) as cursor:
-            cursor.execute(sql, values)
-            returned = cursor.fetchall()
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-            returned = cursor.fetchall()
-    inserted: dict[int, bool] = {}
-    position = 0
-    for message in ordered:
-        stored = position < len(returned) and tuple(returned[position][1:]) == (
-            message.endpoint_id,
-            message.idempotency_key,
-        )
-        if stored:
-            message.pk = returned[position][0]
-            message._state.adding = False
-            position += 1
-        inserted[id(message)] = stored
-    if position != len(returned):
-        # Cannot happen while the order holds; refuse to answer rather than guess.
-        raise DatabaseError("inserted rows could not be matched to their messages")
-    return [inserted[id(message)] for message in messages]
-
 
 class RejectedAttempt(models.Model):
     """A refused delivery, as metadata only: never its body, never its secrets."""
@@ -740,14 +613,6 @@ class Destination(models.Model):
 
     def __str__(self) -> str:
         return self.display_url
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        super().save(*args, **kwargs)
-        forget_endpoint(self.endpoint.slug)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        forget_endpoint(self.endpoint.slug)
-        return super().delete(*args, **kwargs)
 
     @property
     def target(self) -> str:

@@ -12,7 +12,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
-from inbox.models import Endpoint, Message, forget_endpoint
+from inbox.ingest.endpoints import forget_endpoint
+from inbox.models import Endpoint, Message
 from inbox.permissions import MANAGERS, VIEWERS
 
 
@@ -34,7 +35,7 @@ def make_endpoint(name: str = "shop", secret: str | None = None, **fields: Any) 
 
 
 def make_message(endpoint: Endpoint, body: bytes = b'{"type": "order.created"}', **fields: Any) -> Message:
-    from inbox.ingest.receiver import parse_json, preview_of
+    from inbox.ingest.body import parse_json, preview_of
 
     fields.setdefault("method", "POST")
     fields.setdefault("content_type", "application/json")

@@ -33,7 +33,7 @@ from django.utils.datastructures import CaseInsensitiveMapping
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from inbox.ingest.receiver import MAX_JSON_DEPTH, parse_json
+from inbox.ingest.body import MAX_JSON_DEPTH, parse_json
 from inbox.models import Endpoint, Message
 from inbox.secrets import token_digest
 from inbox.verification import (

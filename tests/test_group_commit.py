@@ -13,7 +13,8 @@ from django.db import IntegrityError, OperationalError, close_old_connections, c
 from django.test import Client
 
 from inbox.ingest.groupcommit import GroupCommit, GroupCommitError
-from inbox.models import IDLE_CHECK_SECONDS, Message, insert_messages
+from inbox.ingest.store import IDLE_CHECK_SECONDS, insert_messages
+from inbox.models import Message
 from tests.conftest import make_endpoint
 
 

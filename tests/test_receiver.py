@@ -13,6 +13,7 @@ from django.db import OperationalError, close_old_connections, connection
 from django.test import Client
 from django.utils import timezone
 
+from inbox.ingest import store
 from inbox.models import Endpoint, Message
 from tests.conftest import is_postgres, make_endpoint
 
@@ -355,10 +356,10 @@ def test_it_answers_503_and_stores_nothing_when_the_database_fails(
 ) -> None:
     endpoint, token = make_endpoint()
 
-    def fail(self: Message) -> bool:
+    def fail(messages: list[Message]) -> list[bool]:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(Message, "insert_unless_duplicate", fail)
+    monkeypatch.setattr(store, "insert_messages", fail)
     response = deliver(provider, endpoint, token)
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
@@ -436,10 +437,10 @@ def test_it_refuses_a_body_shorter_than_its_content_length(provider: Client) -> 
 def test_it_never_logs_the_slug_on_a_503(provider: Client, monkeypatch: pytest.MonkeyPatch, caplog) -> None:  # type: ignore[no-untyped-def]
     endpoint, token = make_endpoint()
 
-    def fail(self: Message) -> bool:
+    def fail(messages: list[Message]) -> list[bool]:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(Message, "insert_unless_duplicate", fail)
+    monkeypatch.setattr(store, "insert_messages", fail)
     with caplog.at_level(logging.DEBUG):
         assert deliver(provider, endpoint, token).status_code == 503
     assert caplog.records

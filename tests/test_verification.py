@@ -592,7 +592,7 @@ def test_it_accepts_the_previous_secret_during_the_grace_period_and_not_after() 
     assert sorted(Message.objects.values_list("secret_used", flat=True)) == ["current", "previous"]
 
     Endpoint.objects.filter(pk=endpoint.pk).update(previous_expires_at=datetime(2000, 1, 1, tzinfo=UTC))
-    from inbox.models import forget_endpoint
+    from inbox.ingest.endpoints import forget_endpoint
 
     forget_endpoint()
     third = case.body.replace(b"evt_3MtwBwLkdIwHu7ix28a3tqPa", b"evt_third_event")

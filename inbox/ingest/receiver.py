@@ -1,6 +1,6 @@
 """The public receiver: `/hooks/<slug>/`.
 
-A short explicit pipeline (see DESIGN.md, "Ingest pipeline"): look the endpoint up, check
+A short explicit pipeline (docs/architecture.md, "The ingest pipeline"): look the endpoint up, check
 the method, rate-limit, bound the body, verify, then store in one INSERT that also
 deduplicates, and only then answer 2xx. Every refusal is a 4xx with a short plain reason
 and a log line; a database that does not answer gives 503, never a 2xx for an unstored
@@ -11,40 +11,28 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import json
 import logging
-import math
 import time
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
-from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
 from inbox import stats
-from inbox.ingest.groupcommit import GroupCommit
-from inbox.models import (
-    REDACTED,
-    Endpoint,
-    Message,
-    RejectedAttempt,
-    Status,
-    Verification,
-    endpoint_for_slug,
-    insert_messages,
-)
+from inbox.ingest.body import parse_json, preview_of, stored_headers
+from inbox.ingest.endpoints import endpoint_for_slug
+from inbox.ingest.store import store
+from inbox.models import Endpoint, Message, RejectedAttempt, Status, Verification
 from inbox.tasks import enqueue_processing
 from inbox.verification import Answer, Delivery, Verdict
 
 logger = logging.getLogger("inbox.receiver")
 
 RATE_GROUP = "inbox.receive"
-# Documents nested deeper than this are kept as raw bytes only: PostgreSQL's jsonb and
-# Python's own encoder both have recursion limits, and no real webhook comes close.
-MAX_JSON_DEPTH = 128
 
 
 def plain(status: int, reason: str, **headers: str) -> HttpResponse:
@@ -73,60 +61,6 @@ def _client_ip(request: HttpRequest) -> str:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         return ""
-
-
-# --- Payload helpers ---------------------------------------------------------------------
-def _clean_str(value: str) -> str:
-    # PostgreSQL's jsonb cannot hold U+0000 or unpaired surrogates; the raw body keeps
-    # the exact bytes, the parsed copy gets U+FFFD in their place.
-    if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
-        return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in value)
-    return value
-
-
-def _storable(value: Any, depth: int = 0) -> Any:
-    if depth > MAX_JSON_DEPTH:
-        raise ValueError("nested too deeply")
-    if isinstance(value, str):
-        return _clean_str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("non-finite number")
-    if isinstance(value, dict):
-        return {_clean_str(k): _storable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v, depth + 1) for v in value]
-    return value
-
-
-def parse_json(raw: bytes) -> Any | None:
-    """The body as a JSON value safe for every database, or None when it is not JSON."""
-    if not raw or raw.lstrip()[:1] not in (b"{", b"["):
-        # Only documents are worth parsing: a bare string or number is stored as text.
-        return None
-    try:
-        parsed = json.loads(raw, parse_constant=_refuse_constant)
-        return _storable(parsed)
-    except (ValueError, RecursionError, UnicodeDecodeError):
-        return None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def stored_headers(request: HttpRequest, endpoint: Endpoint) -> dict[str, str]:
-    redacted = endpoint.redacted_header_names()
-    return {name: (REDACTED if name.lower() in redacted else value) for name, value in request.headers.items()}
-
-
-def preview_of(message: Message) -> str:
-    if not message.body_size:
-        text = message.query_string
-    elif message.body_text is not None:
-        text = message.body_text
-    else:
-        return f"[{message.body_size} bytes of binary data]"
-    return " ".join(text[:400].split())[:200]
 
 
 # --- The pipeline --------------------------------------------------------------------------
@@ -243,23 +177,6 @@ def _message(request: HttpRequest, endpoint: Endpoint, raw: bytes, payload: Any,
     message.set_body(raw)
     message.preview = preview_of(message)
     return message
-
-
-# One per web process: the threads of a process share INSERTs and commits (groupcommit.py).
-# A row the database refuses fails the statement as a whole, so nothing of it was kept and
-# the batch can be written again row by row.
-_group: GroupCommit[Message, bool] = GroupCommit(
-    insert_messages, retry_one_by_one=(DataError, IntegrityError, ProgrammingError, TypeError, ValueError)
-)
-
-
-def store(message: Message) -> bool:
-    """Store the message durably; False when it was a duplicate delivery."""
-    if connection.in_atomic_block:
-        # Inside a caller's transaction (tests, scripts) only that transaction's commit
-        # makes the row durable; other requests' rows must not ride on it.
-        return message.insert_unless_duplicate()
-    return _group.submit(message)
 
 
 def _answer(answer: Answer) -> HttpResponse:
