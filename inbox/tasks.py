@@ -2,7 +2,7 @@
 
 django-tasks-db has no periodic tasks and no retries of its own. Periodic work here is a
 task that queues its own next run (`schedule_periodic` starts each chain once, and again
-after a crash broke it); retries are new tasks queued with `run_after` (inbox/processing.py).
+after a crash broke it); retries are new tasks queued with `run_after` (inbox/delivery/processing.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from django.tasks import Task, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from inbox import processing
+from inbox.delivery import processing
 from inbox.filters import MessageFilter
 from inbox.models import BulkAction, BulkJob, Endpoint, JobStatus, Message, MessageQuerySet, RejectedAttempt
 

@@ -168,7 +168,7 @@ def _is_2xx(status: int | None) -> bool:
 
 
 # --- 1. Crash: kill -9 the server and the worker under load ----------------------------------
-# The recovery sweep (inbox.processing.recover) runs in the minutely housekeeping task and only
+# The recovery sweep (inbox.delivery.processing.recover) runs in the minutely housekeeping task and only
 # requeues a pending message once its wake-up is 30 s overdue and its lease has lapsed. To keep
 # this test short, the lease is 2 s (INBOX_PROCESSING_LEASE_SECONDS, a real setting) and the
 # test runs the sweep itself every second through `manage.py shell -c`, with its clock 31 s
@@ -177,7 +177,7 @@ def _is_2xx(status: int | None) -> bool:
 # was down would otherwise come back 40 s later.
 SWEEP = (
     "from datetime import timedelta; from django.utils import timezone; "
-    "from inbox.processing import recover; print(recover(now=timezone.now() + timedelta(seconds=31)))"
+    "from inbox.delivery.processing import recover; print(recover(now=timezone.now() + timedelta(seconds=31)))"
 )
 
 
