@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inbox import handlers
-from inbox.forwarding import validate_destination_url
+from inbox.addresses import validate_destination_url
 from inbox.jsonpath import JsonPathQuery
 from inbox.secrets import decrypt, encrypt, token_digest
 from inbox.verification import DEFAULT_PRESET, PRESETS, Preset, Scheme, Secret, preset_choices

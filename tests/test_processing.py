@@ -19,7 +19,7 @@ from django.test import Client
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from inbox import forwarding, handlers
+from inbox import addresses, forwarding, handlers
 from inbox.delivery import processing
 from inbox.models import Attempt, Destination, Endpoint, Message
 from inbox.tasks import process_message
@@ -550,7 +550,7 @@ def test_it_refuses_private_addresses_inside_ipv6_ones(address: str, monkeypatch
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError, match="embeds"):
-        forwarding.validate_destination_url(f"http://[{address}]/latest/meta-data/")
+        addresses.validate_destination_url(f"http://[{address}]/latest/meta-data/")
     monkeypatch.setattr(forwarding, "resolve", lambda host, port: [address])
     assert "embeds" in forwarding.post("http://dns64.example.test/", b"", {}, timeout=1).error
 
@@ -561,7 +561,7 @@ def test_it_refuses_legacy_numeric_addresses_when_saved(url: str) -> None:
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError, match="loopback or private"):
-        forwarding.validate_destination_url(url)
+        addresses.validate_destination_url(url)
 
 
 @pytest.mark.parametrize("url", ["http://example.com:65536/hook", "http://us\u2100er@example.com/hook", "http:///x"])
@@ -569,7 +569,7 @@ def test_it_refuses_urls_the_dashboard_could_not_show(url: str) -> None:
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError):
-        forwarding.validate_destination_url(url)
+        addresses.validate_destination_url(url)
 
 
 def test_it_tries_the_next_address_when_one_does_not_connect(catcher: Catcher, monkeypatch: pytest.MonkeyPatch) -> None:
