@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from inbox import forwarding, handlers
+from inbox import handlers
+from inbox.delivery import forwarding
 from inbox.models import Attempt, AttemptStatus, Destination, Message, Status
 
 logger = logging.getLogger("inbox.processing")
