@@ -67,6 +67,10 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
     def enabled(self) -> EndpointQuerySet:
         return self.filter(enabled=True)
 
+    def purge(self, batch_size: int) -> dict[str, int]:
+        """Apply each endpoint's retention and cap, in batches; {endpoint name: messages deleted}."""
+        return {endpoint.name: endpoint.purge(batch_size) for endpoint in self}
+
 
 class Endpoint(models.Model):
     name = models.CharField(max_length=100, unique=True)

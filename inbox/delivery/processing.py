@@ -1,6 +1,7 @@
 """Processing one message: forward it to the endpoint's destinations and run its handlers.
 
-Called by the `process_message` task (inbox/tasks.py). The message row carries the state
+Called by the `process_message` task (inbox/tasks.py); queues its retries through
+inbox/delivery/queue.py. The message row carries the state
 (status, attempt count, next due time, lease); a task is only a wake-up. One run:
 
 1. claim the message with a conditional UPDATE (one worker wins; duplicates do nothing);
@@ -23,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from inbox import handlers
-from inbox.delivery import forwarding
+from inbox.delivery import forwarding, queue
 from inbox.models import Attempt, AttemptStatus, Destination, Message, Status
 
 logger = logging.getLogger("inbox.processing")
@@ -134,7 +135,7 @@ def process(message_id: int, now: datetime | None = None) -> str:
         # message goes on to its retry or to failed like any other failure, never
         # staying claimed for the recovery sweep to hand out again and again.
         logger.exception("processing attempt crashed id=%s", message.pk)
-        outcome = "failed"
+        outcome = Status.FAILED
     if outcome in (Status.SKIPPED, Status.PROCESSED):
         message.finish(outcome)
         logger.info("message %s id=%s attempt=%s", outcome, message.pk, message.attempts)
@@ -144,9 +145,7 @@ def process(message_id: int, now: datetime | None = None) -> str:
     if retry <= endpoint.max_retries:
         due = timezone.now() + retry_delay(retry)
         if message.finish(Status.PENDING, due):
-            from inbox.tasks import process_message
-
-            process_message.using(run_after=due).enqueue(message.pk)
+            queue.wake(message.pk, run_after=due)
         logger.info("message retry scheduled id=%s retry=%s", message.pk, retry)
         return "retry"
     message.finish(Status.FAILED)
@@ -165,7 +164,7 @@ def _run_round(message: Message) -> str:
     if not targets and not succeeded:
         return Status.SKIPPED
     failed = [t for t in targets if not _attempt(message, t).ok]
-    return "failed" if failed else Status.PROCESSED
+    return Status.FAILED if failed else Status.PROCESSED
 
 
 def _attempt(message: Message, target: Target) -> forwarding.Outcome:
@@ -198,20 +197,18 @@ def recover(now: datetime | None = None, limit: int = 1000) -> tuple[int, int]:
     message whose wake-up was lost (the enqueue failed after the INSERT committed) is
     queued again the same way.
     """
-    from inbox.tasks import process_message, ready_processing_tasks
-
     now = now or timezone.now()
     lease = timedelta(seconds=settings.INBOX_PROCESSING_LEASE_SECONDS)
     closed = Attempt.objects.filter(status=AttemptStatus.RUNNING, started_at__lt=now - lease).update(
         status=AttemptStatus.FAILED, error="The worker stopped during this attempt; the message was queued again."
     )
-    if ready_processing_tasks():
+    if queue.backlog():
         # Wake-ups are still waiting in the queue: a backlog, not a loss. Requeueing now
         # would only double the backlog.
         return closed, 0
     requeued = 0
     for pk in Message.objects.overdue(now, timedelta(seconds=30)).values_list("pk", flat=True)[:limit]:
-        process_message.enqueue(pk)
+        queue.wake(pk)
         requeued += 1
     if closed or requeued:
         logger.warning("recovery sweep closed=%s requeued=%s", closed, requeued)

@@ -23,11 +23,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
 from inbox import stats
+from inbox.delivery.queue import enqueue_processing
 from inbox.ingest.body import parse_json, preview_of, stored_headers
 from inbox.ingest.endpoints import endpoint_for_slug
 from inbox.ingest.store import store
 from inbox.models import Endpoint, Message, RejectedAttempt, Status, Verification
-from inbox.tasks import enqueue_processing
 from inbox.verification import Answer, Delivery, Verdict
 
 logger = logging.getLogger("inbox.receiver")

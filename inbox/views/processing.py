@@ -13,10 +13,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from inbox.delivery.bulk import BULK_ACTIONS, in_batches
+from inbox.delivery.queue import enqueue_processing
 from inbox.forms import DestinationForm
 from inbox.models import AuditAction, AuditEntry, BulkAction, BulkJob, Destination, Message
 from inbox.permissions import needs
-from inbox.tasks import BULK_ACTIONS, enqueue_processing, in_batches, run_bulk_job
+from inbox.tasks import run_bulk_job
 from inbox.views.common import (
     HtmxHttpRequest,
     filtered_messages,
