@@ -7,7 +7,7 @@ import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from inbox import handlers
 from inbox.addresses import validate_destination_url
-from inbox.jsonpath import JsonPathQuery
 from inbox.secrets import decrypt, encrypt, token_digest
 from inbox.verification import DEFAULT_PRESET, PRESETS, Preset, Scheme, Secret, preset_choices
 
@@ -47,8 +46,13 @@ def validate_header_name(value: str) -> None:
         raise ValidationError("Enter an HTTP header name: letters, digits and dashes.")
 
 
+def parse_methods(value: str) -> tuple[str, ...]:
+    """The HTTP methods in a comma-separated list ("post, GET" -> ("POST", "GET"))."""
+    return tuple(m.strip().upper() for m in value.split(",") if m.strip())
+
+
 def validate_methods(value: str) -> None:
-    methods = [m.strip().upper() for m in value.split(",") if m.strip()]
+    methods = parse_methods(value)
     if not methods:
         raise ValidationError("Allow at least one method.")
     unknown = [m for m in methods if m not in RECEIVER_METHODS]
@@ -166,7 +170,7 @@ class Endpoint(models.Model):
 
     @property
     def methods(self) -> tuple[str, ...]:
-        return tuple(m.strip().upper() for m in self.allowed_methods.split(",") if m.strip())
+        return parse_methods(self.allowed_methods)
 
     # --- Verification ----------------------------------------------------------------
     @property
@@ -360,6 +364,13 @@ class Status(models.TextChoices):
     SKIPPED = "skipped", "Skipped (nothing to do)"
 
 
+class MessageCondition(Protocol):
+    """A condition on messages that applies itself to a queryset, such as a JSON path query
+    (inbox.jsonpath, a layer above this module: models never import it)."""
+
+    def apply(self, messages: MessageQuerySet) -> MessageQuerySet: ...
+
+
 class MessageQuerySet(models.QuerySet["Message"]):
     def newest_first(self) -> MessageQuerySet:
         return self.order_by("-received_at", "-id")
@@ -385,7 +396,7 @@ class MessageQuerySet(models.QuerySet["Message"]):
         it from trigram indexes (migration 0005); SQLite scans."""
         return self.filter(models.Q(body_text__icontains=text) | models.Q(headers__icontains=text))
 
-    def json_path(self, query: JsonPathQuery) -> MessageQuerySet:
+    def json_path(self, query: MessageCondition) -> MessageQuerySet:
         """Messages whose parsed JSON matches `query` (see inbox.jsonpath)."""
         return query.apply(self)
 

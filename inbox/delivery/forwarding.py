@@ -24,6 +24,7 @@ import httpx
 from django.conf import settings
 
 from inbox.addresses import address_refusal, literal_address
+from inbox.models import REDACTED
 
 # Only method-preserving redirects are followed: a 301/302/303 would turn the POST into
 # a GET and drop the payload, which is never what a forward means.
@@ -111,7 +112,7 @@ def outbound_headers(original: dict[str, str], names: str, redacted: frozenset[s
         if (copy_all or name.lower() in wanted)
         and name.lower() not in DROPPED_HEADERS
         and name.lower() not in redacted
-        and value != "[redacted]"
+        and value != REDACTED
     }
 
 
