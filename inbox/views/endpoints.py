@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from inbox import charts, handlers, stats
 from inbox.forms import EndpointForm, RotateForm
-from inbox.models import AuditAction, AuditEntry, Endpoint, Message
+from inbox.models import AuditAction, AuditEntry, Endpoint, Message, Status
 from inbox.permissions import needs
 from inbox.tasks import send_test_webhook
 from inbox.views.common import get_endpoint, staff_required
@@ -79,7 +79,7 @@ def _overview(request: HttpRequest, endpoint: Endpoint) -> dict[str, Any]:
         "period": period,
         "chart": charts.bar_chart(series, f"Messages per hour, last {period}: {received} in all"),
         "received": received,
-        "failed": endpoint.messages.filter(received_at__gte=since, status="failed").count(),
+        "failed": endpoint.messages.filter(received_at__gte=since, status=Status.FAILED).count(),
         "last_received": endpoint.messages.newest_first().values_list("received_at", flat=True).first(),
     }
 

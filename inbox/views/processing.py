@@ -170,7 +170,7 @@ def _past(action: str) -> str:
 
 def _list_url(request: HttpRequest) -> str:
     query = query_without(request, "before", "after")
-    return "/" + (f"?{query}" if query else "")
+    return reverse("inbox:message-list") + (f"?{query}" if query else "")
 
 
 @require_GET
