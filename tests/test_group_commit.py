@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from django.db import IntegrityError, OperationalError, close_old_connections, connection
 from django.test import Client
@@ -158,8 +159,6 @@ def test_it_stores_every_concurrent_delivery_once() -> None:
 def test_it_replaces_a_connection_the_database_dropped_while_idle() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("a server-side disconnect needs PostgreSQL")
-    import psycopg
-
     endpoint, token = make_endpoint()
     provider = Client()
 

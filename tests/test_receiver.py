@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import django_ratelimit.core
 import pytest
+import redis.connection
 from django.db import OperationalError, close_old_connections, connection
 from django.test import Client
 from django.utils import timezone
@@ -377,8 +378,6 @@ def test_it_costs_one_redis_round_trip_per_delivery(
 ) -> None:  # type: ignore[no-untyped-def]
     if settings.RATELIMIT_USE_CACHE != "ratelimit":
         pytest.skip("the shared rate-limit cache needs REDIS_URL")
-    import redis.connection
-
     sent: list[object] = []
     original = redis.connection.Connection.send_packed_command
 

@@ -40,6 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import redis
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -186,9 +189,6 @@ def bench_setup(setup: Setup, args: argparse.Namespace, logdir: Path) -> list[di
 
 
 def postgres_setup(logdir: Path) -> Setup:
-    import psycopg
-    import redis
-
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {PG_DATABASE}")
