@@ -18,8 +18,8 @@ from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import handlers
 from inbox.addresses import validate_destination_url
+from inbox.delivery import handlers
 from inbox.secrets import decrypt, encrypt, token_digest
 from inbox.verification import DEFAULT_PRESET, PRESETS, Preset, Scheme, Secret, preset_choices
 

@@ -24,8 +24,8 @@ from django.test import Client
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from inbox import addresses, handlers
-from inbox.delivery import forwarding, processing
+from inbox import addresses
+from inbox.delivery import forwarding, handlers, processing
 from inbox.models import Attempt, Destination, Endpoint, Message
 from inbox.tasks import process_message
 from tests.conftest import Catcher, csrf_post, is_postgres, make_due, make_endpoint, make_message, run_worker

@@ -23,8 +23,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from inbox import handlers
-from inbox.delivery import forwarding, queue
+from inbox.delivery import forwarding, handlers, queue
 from inbox.models import Attempt, AttemptStatus, Destination, Message, Status
 
 logger = logging.getLogger("inbox.processing")

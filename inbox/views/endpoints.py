@@ -14,7 +14,8 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inbox import charts, handlers, stats
+from inbox import charts, stats
+from inbox.delivery import handlers
 from inbox.forms import EndpointForm, RotateForm
 from inbox.models import AuditAction, AuditEntry, Endpoint, Message, Status
 from inbox.permissions import needs
