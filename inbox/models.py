@@ -19,7 +19,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inbox.addresses import validate_destination_url
-from inbox.delivery import handlers
 from inbox.secrets import decrypt, encrypt, token_digest
 from inbox.verification import DEFAULT_PRESET, PRESETS, Preset, Scheme, Secret, preset_choices
 
@@ -313,15 +312,6 @@ class Endpoint(models.Model):
         if prefetched is not None:
             return prefetched
         return list(self.destinations.filter(enabled=True))
-
-    def has_work(self, event_type: str) -> bool:
-        """Whether a message of this event type has anything to be processed by: only then
-        is a task enqueued for it (each enqueue is one more row written)."""
-        return bool(
-            self.active_destinations
-            or handlers.handlers_for(self.name, event_type)
-            or handlers.message_received.has_listeners(Message)
-        )
 
     def hourly_counts(self, since: datetime) -> dict[datetime, int]:
         """{hour: messages received} since `since`, from the (endpoint, received_at) index."""

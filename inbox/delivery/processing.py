@@ -24,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from inbox.delivery import forwarding, handlers, queue
-from inbox.models import Attempt, AttemptStatus, Destination, Message, Status
+from inbox.models import Attempt, AttemptStatus, Destination, Endpoint, Message, Status
 
 logger = logging.getLogger("inbox.processing")
 
@@ -94,6 +94,16 @@ def _send_signal(message: Message) -> forwarding.Outcome:
 
 def _ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
+
+
+def has_work(endpoint: Endpoint, event_type: str) -> bool:
+    """Whether a message of this event type has anything to be processed by: only then
+    is a task enqueued for it (each enqueue is one more row written)."""
+    return bool(
+        endpoint.active_destinations
+        or handlers.handlers_for(endpoint.name, event_type)
+        or handlers.message_received.has_listeners(Message)
+    )
 
 
 def targets_for(message: Message) -> list[Target]:

@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
 from inbox import stats
+from inbox.delivery.processing import has_work
 from inbox.delivery.queue import enqueue_processing
 from inbox.ingest.body import parse_json, preview_of, stored_headers
 from inbox.ingest.endpoints import endpoint_for_slug
@@ -262,7 +263,7 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
             return _answer(answer)
 
     message = _message(request, endpoint, raw, payload, verdict)
-    if endpoint.has_work(message.event_type):
+    if has_work(endpoint, message.event_type):
         message.status, message.next_attempt_at = Status.PENDING, message.received_at
     if not store(message):
         stats.bump(endpoint.pk, stats.DUPLICATE)

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from inbox.delivery.bulk import BULK_ACTIONS, in_batches
+from inbox.delivery.processing import has_work
 from inbox.delivery.queue import enqueue_processing
 from inbox.forms import DestinationForm
 from inbox.models import AuditAction, AuditEntry, BulkAction, BulkJob, Destination, Message
@@ -90,7 +91,7 @@ def message_replay(request: HttpRequest, pk: int) -> HttpResponse:
     Message.objects.filter(pk=message.pk).start_replay()
     enqueue_processing(message.pk)
     AuditEntry.record(request.user, AuditAction.MESSAGES_REPLAYED, f"message #{message.pk}", message.endpoint)
-    if message.endpoint.has_work(message.event_type):
+    if has_work(message.endpoint, message.event_type):
         django_messages.success(request, f"Message #{message.pk} queued for processing again.")
     else:
         django_messages.warning(request, "Replayed, but its endpoint has no destination or handler to run.")
