@@ -40,6 +40,8 @@ run: install
 test: export DJANGO_ENV ?= test
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy inbox config
 	$(PY) -m pytest $(PYTEST_ARGS)
 
