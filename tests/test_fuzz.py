@@ -1,7 +1,7 @@
 """Property tests: whatever arrives, the receiver answers without a 500 and stores only what
 it verified; every verifier refuses what was not signed, with a reason, and never raises.
 
-tests/test_verification_properties.py already throws random deliveries at every preset with
+tests/verification/test_properties.py already throws random deliveries at every preset with
 one secret each and a random clock. This file adds what it does not cover:
 - the whole receiver (methods, header names and values, bodies, query strings, content
   types) against endpoints of several schemes, with what each answer may store;

@@ -35,7 +35,7 @@ from inbox.models import Endpoint, Message, RejectedAttempt
 from inbox.verification import PRESETS, Delivery, Secret
 from tests.conftest import make_endpoint
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 def fixture(provider: str, name: str) -> bytes:
