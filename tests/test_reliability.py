@@ -5,7 +5,7 @@ way `make run` does) on a database of its own, drives them over HTTP like a prov
 reads the outcome straight from the database. Nothing here imports the receiver, so the
 tests hold whatever way the receiver stores a message.
 
-What a user relies on (DESIGN.md, "Ingest pipeline", item 9; README "The receiver", 7-8):
+What a user relies on (docs/architecture.md, "The ingest pipeline", item 10; README "The receiver", 7-8):
 a 2xx means the message is stored, exactly once, and its processing will happen; a database
 that does not answer gives 503 with Retry-After, never a 2xx and never a 500; a rate-limit
 cache that does not answer follows the endpoint's fail-open / fail-closed setting.
