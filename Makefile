@@ -29,6 +29,8 @@ run: install
 test: export DJANGO_ENV ?= test
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy inbox config bin/run.py
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -161,7 +161,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # The receiver's INSERT binds its parameters on the server (inbox.models.insert_messages);
+        # The receiver's INSERT binds its parameters on the server (inbox.ingest.store.insert_messages);
         # with a threshold, psycopg prepares it once it has run that many times on a
         # connection. Off by default: behind PgBouncer in transaction mode (without
         # max_prepared_statements) a prepared statement fails every batch. Django's own
@@ -200,8 +200,8 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {"BACKEND": "django_redis.cache.RedisCache", **_redis},
-        # The same Redis, counting each request in one round trip (inbox/cache.py).
-        "ratelimit": {"BACKEND": "inbox.cache.RateLimitCache", **_redis},
+        # The same Redis, counting each request in one round trip (inbox/ingest/ratelimit.py).
+        "ratelimit": {"BACKEND": "inbox.ingest.ratelimit.RateLimitCache", **_redis},
     }
     RATELIMIT_USE_CACHE = "ratelimit"
     # django-ratelimit warns about any backend it does not list; this one is django-redis.
@@ -217,7 +217,7 @@ RATELIMIT_VIEW = "inbox.views.rate_limited"
 # Behind a reverse proxy, set TRUSTED_PROXY_HOPS to the number of proxies that append to
 # X-Forwarded-For; the client address is then read from that header, not REMOTE_ADDR.
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
-RATELIMIT_IP_META_KEY = "inbox.receiver.client_ip"
+RATELIMIT_IP_META_KEY = "inbox.ingest.receiver.client_ip"
 
 # --- Tasks ----------------------------------------------------------------------------
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

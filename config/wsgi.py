@@ -7,7 +7,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
+
+from inbox.logs import redact
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -33,7 +36,6 @@ def with_access_log(app: WSGIApp, proxy_hops: int = 0) -> WSGIApp:
     streamed export: until its last byte), client address (X-Forwarded-For's trusted hop
     behind TRUSTED_PROXY_HOPS proxies).
     """
-    from inbox.logs import redact
 
     def client(environ: dict[str, Any]) -> str:
         address = environ.get("REMOTE_ADDR", "")
@@ -94,8 +96,6 @@ class _LogWhenClosed:
 
 
 def _wrap(app: WSGIApp) -> WSGIApp:
-    from django.conf import settings
-
     return with_access_log(app, settings.TRUSTED_PROXY_HOPS) if settings.ACCESS_LOG else app
 
 

@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+from importlib import import_module
+
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.db.models.signals import post_migrate
+
+from inbox import checks  # noqa: F401 - registers the system checks
+from inbox.permissions import ensure_groups
 
 
 class InboxConfig(AppConfig):
@@ -9,13 +15,13 @@ class InboxConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
-
-        from inbox import audit, checks  # noqa: F401 - checks registers the system checks
-        from inbox.permissions import ensure_groups
-
         post_migrate.connect(ensure_groups, sender=self)
-        audit.connect()
+        # Audit receivers and task wiring need the models: imported once they are.
+        import_module("inbox.auditlog").connect()
+        # The one place where the top is wired to the layers below it: inbox.tasks connects
+        # inbox.delivery.queue to its process_message task as it is imported, and it can only
+        # be imported once the models are (docs/architecture.md, "Layers").
+        import_module("inbox.tasks")
 
 
 class InboxAdminConfig(admin_apps.AdminConfig):

@@ -2,7 +2,8 @@
 
 The dashboard's views write rich entries themselves (what changed, the grace period of a
 rotation...). Other paths (the Django admin, any view added later) would write nothing, so
-model signals write a plain entry for each save and delete made while a request is served.
+model signals (inbox.auditlog) write a plain entry for each save and delete made while a
+request is served.
 Within one request the two are merged: a view's own entry replaces the plain one written
 for the same endpoint, and a plain entry is skipped when the view already wrote its own.
 So a view that forgets to audit still leaves a trace, and none leaves two.
@@ -64,104 +65,3 @@ def audit_scope(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable
             _scope.reset(token)
 
     return middleware
-
-
-# --- Plain entries from model signals ------------------------------------------------------
-# Never compared nor shown by value: a change to any of them is "secret".
-SECRET_FIELDS = frozenset(
-    {
-        "token_digest",
-        "secret_encrypted",
-        "previous_token_digest",
-        "previous_secret_encrypted",
-        "previous_expires_at",
-        "token_rotated_at",
-        "basic_username",
-    }
-)
-# Kept by Django itself, not changes anyone made.
-IGNORED_FIELDS = frozenset({"updated_at", "created_at"})
-# Changes worth their before and after in the entry (they decide who may post).
-SHOWN_FIELDS = ("auth", "enabled")
-
-
-def _values(instance: Any) -> dict[str, Any]:
-    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
-
-
-def _snapshot(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
-    """pre_save: remember the row as stored, to name what the save changes."""
-    if raw or current() is None or instance.pk is None:
-        return
-    stored = sender._default_manager.filter(pk=instance.pk).values(*_values(instance)).first()
-    instance._audit_before = stored
-
-
-def _changes(instance: Any) -> tuple[list[str], dict[str, str]]:
-    before: dict[str, Any] | None = getattr(instance, "_audit_before", None)
-    instance._audit_before = None
-    if before is None:
-        return [], {}
-    after = _values(instance)
-    changed: list[str] = []
-    for name, value in after.items():
-        if name in IGNORED_FIELDS or before.get(name) == value:
-            continue
-        label = "secret" if name in SECRET_FIELDS else name.removesuffix("_id")
-        if label not in changed:
-            changed.append(label)
-    shown = {name: f"{before[name]} → {after[name]}" for name in SHOWN_FIELDS if name in changed and name in before}
-    return changed, shown
-
-
-def _describe(instance: Any) -> tuple[str, int | None]:
-    """(target, endpoint id) of an endpoint or a destination."""
-    if instance._meta.model_name == "endpoint":
-        return instance.name, instance.pk
-    return instance.display_url, instance.endpoint_id
-
-
-def _saved(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
-    scope = current()
-    if raw or scope is None:
-        return
-    from inbox.models import AuditAction, AuditEntry
-
-    endpoint_model = instance._meta.model_name == "endpoint"
-    details: dict[str, Any] = {}
-    if created:
-        action = AuditAction.ENDPOINT_CREATED if endpoint_model else AuditAction.DESTINATION_ADDED
-    else:
-        changed, shown = _changes(instance)
-        if not changed:
-            return  # saved as it was: nothing to audit
-        action = AuditAction.ENDPOINT_CHANGED if endpoint_model else AuditAction.DESTINATION_CHANGED
-        details = {"changed": changed, **shown}
-    target, endpoint_id = _describe(instance)
-    AuditEntry.record_plain(scope, instance, action, target, endpoint_id, exists=True, **details)
-
-
-def _deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
-    scope = current()
-    if scope is None:
-        return
-    from inbox.models import AuditAction, AuditEntry
-
-    target, endpoint_id = _describe(instance)
-    if instance._meta.model_name == "endpoint":
-        # The row is gone: the entry keeps its name and id, not a link to it.
-        AuditEntry.record_plain(
-            scope, instance, AuditAction.ENDPOINT_DELETED, target, endpoint_id, exists=False, id=instance.pk
-        )
-    else:
-        AuditEntry.record_plain(scope, instance, AuditAction.DESTINATION_DELETED, target, endpoint_id, exists=True)
-
-
-def connect() -> None:
-    """Connect the receivers (InboxConfig.ready)."""
-    from django.db.models.signals import post_delete, post_save, pre_save
-
-    for model in ("inbox.Endpoint", "inbox.Destination"):
-        pre_save.connect(_snapshot, sender=model, dispatch_uid=f"audit-snapshot-{model}")
-        post_save.connect(_saved, sender=model, dispatch_uid=f"audit-saved-{model}")
-        post_delete.connect(_deleted, sender=model, dispatch_uid=f"audit-deleted-{model}")

@@ -1,40 +1,27 @@
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import logging
 import re
 import secrets
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from functools import cache, lru_cache
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import DatabaseError, IntegrityError, connection, models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import audit, handlers
-from inbox.forwarding import validate_destination_url
-from inbox.jsonpath import JsonPathQuery
-from inbox.verification import (
-    PRESETS,
-    Preset,
-    Scheme,
-    Secret,
-    TokenScheme,
-    generic_hmac_scheme,
-    preset_choices,
-    sample_request,
-)
+from inbox import audit
+from inbox.addresses import validate_destination_url
+from inbox.secrets import decrypt, encrypt, token_digest
+from inbox.verification import DEFAULT_PRESET, PRESETS, Preset, Scheme, Secret, preset_choices
 
 audit_logger = logging.getLogger("inbox.audit")
 
@@ -59,8 +46,13 @@ def validate_header_name(value: str) -> None:
         raise ValidationError("Enter an HTTP header name: letters, digits and dashes.")
 
 
+def parse_methods(value: str) -> tuple[str, ...]:
+    """The HTTP methods in a comma-separated list ("post, GET" -> ("POST", "GET"))."""
+    return tuple(m.strip().upper() for m in value.split(",") if m.strip())
+
+
 def validate_methods(value: str) -> None:
-    methods = [m.strip().upper() for m in value.split(",") if m.strip()]
+    methods = parse_methods(value)
     if not methods:
         raise ValidationError("Allow at least one method.")
     unknown = [m for m in methods if m not in RECEIVER_METHODS]
@@ -73,36 +65,6 @@ def validate_methods(value: str) -> None:
 def new_slug() -> str:
     # 24 random bytes: 192 bits, 32 URL-safe characters.
     return secrets.token_urlsafe(24)
-
-
-@cache
-def _fernet(keys: tuple[str, ...]) -> MultiFernet:
-    # Each configured key becomes a Fernet key through SHA-256, so any string works; the
-    # first encrypts, all decrypt (rotate by putting the new key first).
-    return MultiFernet([Fernet(base64.urlsafe_b64encode(hashlib.sha256(k.encode()).digest())) for k in keys])
-
-
-def encrypt(value: str) -> str:
-    return _fernet(tuple(settings.INBOX_ENCRYPTION_KEYS)).encrypt(value.encode()).decode()
-
-
-def decrypt(value: str) -> str:
-    try:
-        return _fernet(tuple(settings.INBOX_ENCRYPTION_KEYS)).decrypt(value.encode()).decode()
-    except InvalidToken:
-        # Encrypted under a key that is no longer configured: the secret is unusable, and
-        # verification will refuse until staff set it again.
-        return ""
-
-
-def token_digest(token: str) -> str:
-    """Keyed digest of a generated token.
-
-    Tokens are 256-bit random strings, so a fast keyed hash is as strong as a slow password
-    hash here, and costs microseconds on every request instead of tens of milliseconds.
-    """
-    key = settings.INBOX_SECRET_KEY.encode()
-    return hmac.new(key, token.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
 
 
 class EndpointQuerySet(models.QuerySet["Endpoint"]):
@@ -126,6 +88,10 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
                 continue  # the name was taken (1 in 16 million): draw another
             return endpoint, shown
         raise IntegrityError("no free quick endpoint name after 5 tries")
+
+    def purge(self, batch_size: int) -> dict[str, int]:
+        """Apply each endpoint's retention and cap, in batches; {endpoint name: messages deleted}."""
+        return {endpoint.name: endpoint.purge(batch_size) for endpoint in self}
 
 
 class Endpoint(models.Model):
@@ -209,16 +175,8 @@ class Endpoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        super().save(*args, **kwargs)
-        forget_endpoint(self.slug)
-
     def get_absolute_url(self) -> str:
         return reverse("inbox:endpoint-detail", args=[self.pk])
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        forget_endpoint(self.slug)
-        return super().delete(*args, **kwargs)
 
     @property
     def path(self) -> str:
@@ -230,20 +188,16 @@ class Endpoint(models.Model):
 
     @property
     def methods(self) -> tuple[str, ...]:
-        return tuple(m.strip().upper() for m in self.allowed_methods.split(",") if m.strip())
+        return parse_methods(self.allowed_methods)
 
     # --- Verification ----------------------------------------------------------------
     @property
     def preset(self) -> Preset:
-        return PRESETS.get(self.auth, PRESETS["token"])
+        return PRESETS.get(self.auth) or PRESETS[DEFAULT_PRESET]
 
     @property
     def scheme(self) -> Scheme:
-        if self.auth == "token":
-            return TokenScheme(header=self.token_header)
-        if self.auth == "hmac":
-            return generic_hmac_scheme(self.scheme_options)
-        return self.preset.scheme
+        return self.preset.scheme_for(self)
 
     @property
     def secret_kind(self) -> str:
@@ -252,8 +206,7 @@ class Endpoint(models.Model):
     @property
     def credential_header(self) -> str:
         """The header a token travels in, for token schemes ('' otherwise)."""
-        scheme = self.scheme
-        return scheme.header if isinstance(scheme, TokenScheme) else ""
+        return self.scheme.credential_header
 
     @property
     def previous_valid(self) -> bool:
@@ -267,23 +220,24 @@ class Endpoint(models.Model):
             self.token_digest = self.secret_encrypted = ""
             return {}
         if kind == "token":
-            value = value or self.preset.new_secret()
+            value = value or self.scheme.new_secret()
             self.token_digest = token_digest(value)
             return {"token": value}
         if kind == "basic":
             self.basic_username = self.basic_username or "inbox-" + secrets.token_hex(4)
-            value = value or secrets.token_urlsafe(24)
+            value = value or self.scheme.new_secret()
             self.token_digest = token_digest(f"{self.basic_username}:{value}")
             return {"username": self.basic_username, "password": value}
         shown: dict[str, str] = {}
         if value is None:
             if not self.preset.generates_secret:
                 raise ValueError(f"{self.preset.label} issues this secret: paste it from the provider.")
-            value = self.preset.new_secret()
+            value = self.scheme.new_secret()
             shown["secret"] = value
         self.secret_encrypted = encrypt(value)
-        if self.preset.handshake == "meta":
-            # Meta's GET subscription check presents a verify token of our choosing.
+        handshake = self.preset.handshake
+        if handshake is not None and handshake.uses_verify_token:
+            # The handshake (Meta's GET subscription check) presents a verify token of our choosing.
             verify_token = secrets.token_urlsafe(24)
             self.token_digest = token_digest(verify_token)
             shown["verify_token"] = verify_token
@@ -337,7 +291,7 @@ class Endpoint(models.Model):
 
     def test_request(self) -> tuple[bytes, dict[str, str]]:
         current = next((c.value for c in self.credentials() if c.label == "current"), "")
-        return sample_request(self.preset, self.scheme, self.url, current, time.time())
+        return self.preset.sample_request(self.scheme, self.url, current, time.time())
 
     def check_token(self, presented: str | None) -> str:
         """Which stored token digest `presented` matches ("current", "previous" or "")."""
@@ -371,20 +325,12 @@ class Endpoint(models.Model):
     # --- Processing -------------------------------------------------------------------
     @property
     def active_destinations(self) -> list[Destination]:
-        # endpoint_for_slug prefetches these, so the receiver asks the database nothing.
+        # The receiver's endpoint cache prefetches these (inbox/ingest/endpoints.py), so the
+        # receiver asks the database nothing.
         prefetched: list[Destination] | None = getattr(self, "enabled_destinations", None)
         if prefetched is not None:
             return prefetched
         return list(self.destinations.filter(enabled=True))
-
-    def has_work(self, event_type: str) -> bool:
-        """Whether a message of this event type has anything to be processed by: only then
-        is a task enqueued for it (each enqueue is one more row written)."""
-        return bool(
-            self.active_destinations
-            or handlers.handlers_for(self.name, event_type)
-            or handlers.message_received.has_listeners(Message)
-        )
 
     def hourly_counts(self, since: datetime) -> dict[datetime, int]:
         """{hour: messages received} since `since`, from the (endpoint, received_at) index."""
@@ -406,44 +352,10 @@ class Endpoint(models.Model):
         return counts["failed"], counts["total"]
 
 
-# --- In-process endpoint cache ----------------------------------------------------------
-# The receiver looks an endpoint up on every request. Keeping it in process memory for a
-# few seconds removes that round trip from the hot path; the price is that an edit made
-# in another process applies after at most INBOX_ENDPOINT_CACHE_SECONDS.
-_endpoint_cache: dict[str, tuple[float, Endpoint | None]] = {}
-_endpoint_cache_lock = threading.Lock()
-
-
-def forget_endpoint(slug: str | None = None) -> None:
-    with _endpoint_cache_lock:
-        if slug is None:
-            _endpoint_cache.clear()
-        else:
-            _endpoint_cache.pop(slug, None)
-
-
 @lru_cache(maxsize=4096)
 def receiver_path(slug: str) -> str:
     # The receiver asks for its own URL on every delivery (URL-signing schemes sign it).
     return reverse("receiver", args=[slug])
-
-
-def endpoint_for_slug(slug: str) -> Endpoint | None:
-    """The enabled endpoint with this slug, or None; from the cache when it is fresh."""
-    now = time.monotonic()
-    cached = _endpoint_cache.get(slug)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    enabled_destinations = models.Prefetch(
-        "destinations", queryset=Destination.objects.filter(enabled=True), to_attr="enabled_destinations"
-    )
-    endpoint = Endpoint.objects.enabled().filter(slug=slug).prefetch_related(enabled_destinations).first()
-    with _endpoint_cache_lock:
-        if len(_endpoint_cache) > 10_000:
-            # Unknown slugs are cached too (as None), so a scan cannot grow this forever.
-            _endpoint_cache.clear()
-        _endpoint_cache[slug] = (now + settings.INBOX_ENDPOINT_CACHE_SECONDS, endpoint)
-    return endpoint
 
 
 # --- Messages ---------------------------------------------------------------------------
@@ -459,6 +371,13 @@ class Status(models.TextChoices):
     PROCESSED = "processed", "Processed"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped (nothing to do)"
+
+
+class MessageCondition(Protocol):
+    """A condition on messages that applies itself to a queryset, such as a JSON path query
+    (inbox.jsonpath, a layer above this module: models never import it)."""
+
+    def apply(self, messages: MessageQuerySet) -> MessageQuerySet: ...
 
 
 class MessageQuerySet(models.QuerySet["Message"]):
@@ -486,7 +405,7 @@ class MessageQuerySet(models.QuerySet["Message"]):
         it from trigram indexes (migration 0005); SQLite scans."""
         return self.filter(models.Q(body_text__icontains=text) | models.Q(headers__icontains=text))
 
-    def json_path(self, query: JsonPathQuery) -> MessageQuerySet:
+    def json_path(self, query: MessageCondition) -> MessageQuerySet:
         """Messages whose parsed JSON matches `query` (see inbox.jsonpath)."""
         return query.apply(self)
 
@@ -660,91 +579,6 @@ class Message(models.Model):
         )
         return bool(updated)
 
-    def insert_unless_duplicate(self) -> bool:
-        """INSERT this message in one statement; False when its idempotency key was seen."""
-        return insert_messages([self])[0]
-
-
-# A receiver connection unused for longer than this is checked before the INSERT.
-IDLE_CHECK_SECONDS = 1.0
-
-
-@cache
-def _insert_fields() -> tuple[models.Field[Any, Any], ...]:
-    return tuple(f for f in Message._meta.concrete_fields if not f.primary_key)
-
-
-@lru_cache(maxsize=128)
-def _insert_sql(vendor: str, rows: int) -> str:
-    # Built once per batch size: the receiver runs it for every accepted message.
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(f.column)) for f in _insert_fields())
-    row = "(" + ", ".join(["%s"] * len(_insert_fields())) + ")"
-    # Table and column names come from the model's own metadata, values are parameters.
-    return (
-        f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)} "  # noqa: S608
-        f"ON CONFLICT DO NOTHING RETURNING id, endpoint_id, idempotency_key"
-    )
-
-
-def insert_messages(messages: list[Message]) -> list[bool]:
-    """INSERT these messages in one statement (one round trip, one commit); for each, False
-    when its idempotency key was already stored (or came earlier in the same list).
-
-    The unique constraint decides, inside the database, so two concurrent deliveries of the
-    same key cannot both be stored. RETURNING gives the inserted rows in the order of the
-    VALUES list (Django's bulk_create relies on the same order on PostgreSQL and SQLite),
-    minus the rows the conflict clause skipped; only rows with a key can be skipped, and
-    every row carries its (endpoint, key), so walking both lists matches each row to its id.
-    """
-    # Rows go in key order: the INSERT waits on each conflicting key in turn, and two web
-    # processes inserting the same keys in opposite orders would deadlock each other.
-    ordered = sorted(messages, key=lambda m: (m.endpoint_id, m.idempotency_key is None, m.idempotency_key or ""))
-    fields = _insert_fields()
-    values = [f.get_db_prep_save(f.pre_save(m, add=True), connection) for m in ordered for f in fields]
-    sql = _insert_sql(connection.vendor, len(ordered))
-    if connection.vendor == "postgresql":
-        # Server-side binding (Django's own cursors bind on the client): the parameters go
-        # as they are instead of being quoted into the text in Python, and psycopg
-        # prepares the statement once it has run a few times on this connection.
-        import psycopg
-
-        # Django's own cursor() checks a persistent connection with a round trip at the
-        # start of every request; that would double this path's budget. Check only a
-        # connection that sat idle (the one a restart or an idle timeout can have dropped);
-        # a busy one that breaks fails its batch with a 503 and is replaced after it.
-        now = time.monotonic()
-        if now - getattr(connection, "inbox_used_at", 0.0) > IDLE_CHECK_SECONDS:
-            connection.close_if_health_check_failed()
-        connection.ensure_connection()
-        connection.inbox_used_at = now  # type: ignore[attr-defined]
-        raw: Any = psycopg.Cursor(connection.connection)  # django-stubs expect a wrapper here
-        # Django's wrapper still turns driver errors into django.db errors and counts the query.
-        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
-        with wrap(raw) as cursor:
-            cursor.execute(sql, values)
-            returned = cursor.fetchall()
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-            returned = cursor.fetchall()
-    inserted: dict[int, bool] = {}
-    position = 0
-    for message in ordered:
-        stored = position < len(returned) and tuple(returned[position][1:]) == (
-            message.endpoint_id,
-            message.idempotency_key,
-        )
-        if stored:
-            message.pk = returned[position][0]
-            message._state.adding = False
-            position += 1
-        inserted[id(message)] = stored
-    if position != len(returned):
-        # Cannot happen while the order holds; refuse to answer rather than guess.
-        raise DatabaseError("inserted rows could not be matched to their messages")
-    return [inserted[id(message)] for message in messages]
-
 
 class RejectedAttempt(models.Model):
     """A refused delivery, as metadata only: never its body, never its secrets."""
@@ -808,14 +642,6 @@ class Destination(models.Model):
 
     def __str__(self) -> str:
         return self.display_url
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        super().save(*args, **kwargs)
-        forget_endpoint(self.endpoint.slug)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        forget_endpoint(self.endpoint.slug)
-        return super().delete(*args, **kwargs)
 
     @property
     def target(self) -> str:

@@ -19,6 +19,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
@@ -32,8 +33,9 @@ MODELS = ("endpoint", "destination", "message", "attempt", "bulkjob", "rejecteda
 
 def ensure_groups(**kwargs: Any) -> None:
     """post_migrate: create both groups and give them their permissions."""
-    from django.contrib.auth.models import Group, Permission
-
+    # From the app registry: this module is imported as the app loads, before any model is.
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
     inbox_permissions = Permission.objects.filter(content_type__app_label="inbox", content_type__model__in=MODELS)
     managers, _ = Group.objects.get_or_create(name=MANAGERS)
     managers.permissions.add(*inbox_permissions)

@@ -5,14 +5,21 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
+from django_tasks_db.management.commands import db_worker
+from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
 
-from inbox.models import Endpoint, Message, forget_endpoint
+from inbox.ingest.body import parse_json, preview_of
+from inbox.ingest.endpoints import forget_endpoint
+from inbox.models import Endpoint, Message
 from inbox.permissions import MANAGERS, VIEWERS
 
 
@@ -34,8 +41,6 @@ def make_endpoint(name: str = "shop", secret: str | None = None, **fields: Any) 
 
 
 def make_message(endpoint: Endpoint, body: bytes = b'{"type": "order.created"}', **fields: Any) -> Message:
-    from inbox.receiver import parse_json, preview_of
-
     fields.setdefault("method", "POST")
     fields.setdefault("content_type", "application/json")
     fields.setdefault("verification", "verified")
@@ -160,9 +165,6 @@ def catcher() -> Iterator[Catcher]:
 
 def run_worker() -> None:
     """Run the django-tasks-db worker in this process until no task is due."""
-    from unittest import mock
-
-    from django_tasks_db.management.commands import db_worker
 
     # The worker closes "old" connections between tasks; inside a test's transaction that
     # would close the test's own connection (PostgreSQL) and roll its data away.
@@ -171,8 +173,6 @@ def run_worker() -> None:
 
 
 def _worker() -> Any:
-    from django_tasks_db.management.commands.db_worker import Worker
-
     return Worker(
         queue_names=["default"],
         interval=0,
@@ -187,9 +187,6 @@ def _worker() -> Any:
 
 def make_due(message: Message) -> None:
     """Let time pass: the message's retry, and every queued task, are due now."""
-    from django.utils import timezone
-    from django_tasks_db.models import DBTaskResult
-
     now = timezone.now()
     Message.objects.filter(pk=message.pk, next_attempt_at__isnull=False).update(next_attempt_at=now)
     DBTaskResult.objects.filter(status="READY").update(run_after=now)

@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from django.db import OperationalError, connection
 from django.test import Client
 
 from inbox.checks import check_forwarding, check_public_base_url, check_rate_limit_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-REDIS = {"default": {"BACKEND": "inbox.cache.RateLimitCache", "LOCATION": "redis://127.0.0.1:6379/15"}}
+REDIS = {"default": {"BACKEND": "inbox.ingest.ratelimit.RateLimitCache", "LOCATION": "redis://127.0.0.1:6379/15"}}
 
 
 def ids(messages: list) -> list[str]:  # type: ignore[type-arg]
@@ -101,8 +103,6 @@ def test_it_reports_health_without_login(client: Client) -> None:
 
 @pytest.mark.django_db
 def test_it_reports_a_broken_database_as_unhealthy(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    from django.db import OperationalError, connection
-
     def broken_cursor(*args: object, **kwargs: object) -> None:
         raise OperationalError("connection refused")
 
@@ -138,8 +138,6 @@ print(json.dumps({
 
 
 def test_it_serves_production_with_strict_security_headers_and_cookies(tmp_path: Path) -> None:
-    import json
-
     database = {"SQLITE_PATH": str(tmp_path / "db.sqlite3")}
     assert manage("migrate", "--no-input", **PRODUCTION_ENV, **database).returncode == 0
     result = manage("shell", "-c", PROBE, **PRODUCTION_ENV, **database)

@@ -5,13 +5,15 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from inbox.models import Endpoint, Message
+from inbox.models import BulkJob, Endpoint, Message, RejectedAttempt
+from inbox.tasks import housekeeping, purge_messages_daily, send_test_webhook
 from tests.conftest import make_endpoint, make_message
 
 pytestmark = pytest.mark.django_db
@@ -129,8 +131,6 @@ def test_it_queues_the_daily_purge_once() -> None:
 
 
 def test_it_runs_the_daily_purge_as_a_task_that_queues_its_next_run() -> None:
-    from inbox.tasks import purge_messages_daily
-
     endpoint, _ = make_endpoint(retention_days=1)
     make_message(endpoint, received_at=timezone.now() - timedelta(days=2))
     assert purge_messages_daily.call() == 1
@@ -146,8 +146,6 @@ def test_it_refuses_a_bad_batch_size(args: list[str]) -> None:
 
 # --- ensure_staff ---------------------------------------------------------------------------
 def test_it_creates_the_first_staff_login_once() -> None:
-    from django.contrib.auth.models import User
-
     first = run("ensure_staff")
     password = first.split("admin / ")[1].split()[0]
     user = User.objects.get(username="admin")
@@ -160,8 +158,6 @@ def test_it_creates_the_first_staff_login_once() -> None:
 
 
 def test_it_purges_rejected_attempts_with_the_endpoints_retention() -> None:
-    from inbox.models import RejectedAttempt
-
     endpoint, _ = make_endpoint(retention_days=7)
     old = RejectedAttempt.objects.create(
         endpoint=endpoint, status=401, reason="x", preset="token", at=timezone.now() - timedelta(days=8)
@@ -182,9 +178,6 @@ def test_it_queues_every_periodic_task_once() -> None:
 
 
 def test_it_runs_housekeeping_every_minute(monkeypatch: pytest.MonkeyPatch) -> None:
-    from inbox.models import BulkJob, RejectedAttempt
-    from inbox.tasks import housekeeping
-
     endpoint, _ = make_endpoint()
     monkeypatch.setattr(RejectedAttempt, "CAP_PER_ENDPOINT", 5)
     for _ in range(9):
@@ -202,8 +195,6 @@ def test_it_runs_housekeeping_every_minute(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_it_prunes_old_task_results_in_the_daily_purge() -> None:
-    from inbox.tasks import purge_messages_daily, send_test_webhook
-
     old = send_test_webhook.enqueue(1)
     recent = send_test_webhook.enqueue(2)
     DBTaskResult.objects.filter(pk=old.id).update(status="SUCCESSFUL", finished_at=timezone.now() - timedelta(days=8))

@@ -4,7 +4,9 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import caches
 from django.test import Client
 from django.utils import timezone
 
@@ -294,9 +296,6 @@ def test_it_refuses_a_delete_without_a_csrf_token(staff_client: Client) -> None:
 def test_it_refuses_sign_in_rather_than_erroring_when_the_rate_limit_cache_is_down(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from django.conf import settings
-    from django.core.cache import caches
-
     def down(*args: object, **kwargs: object) -> None:
         raise ConnectionError("cache down")
 

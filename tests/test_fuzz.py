@@ -1,7 +1,7 @@
 """Property tests: whatever arrives, the receiver answers without a 500 and stores only what
 it verified; every verifier refuses what was not signed, with a reason, and never raises.
 
-tests/test_verification_properties.py already throws random deliveries at every preset with
+tests/verification/test_properties.py already throws random deliveries at every preset with
 one secret each and a random clock. This file adds what it does not cover:
 - the whole receiver (methods, header names and values, bodies, query strings, content
   types) against endpoints of several schemes, with what each answer may store;
@@ -33,8 +33,9 @@ from django.utils.datastructures import CaseInsensitiveMapping
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from inbox.models import Endpoint, Message, token_digest
-from inbox.receiver import MAX_JSON_DEPTH, parse_json
+from inbox.ingest.body import MAX_JSON_DEPTH, parse_json
+from inbox.models import Endpoint, Message
+from inbox.secrets import token_digest
 from inbox.verification import (
     GENERIC_HEADERS,
     GENERIC_IDEMPOTENCY,

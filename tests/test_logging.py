@@ -19,7 +19,7 @@ from django.middleware.common import CommonMiddleware
 from django.test import Client
 
 from config.wsgi import with_access_log
-from inbox import receiver
+from inbox.ingest import receiver
 from inbox.models import Message
 from tests import servers
 from tests.conftest import make_endpoint, make_message

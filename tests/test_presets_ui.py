@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
+import time
 from io import StringIO
 
 import pytest
@@ -100,11 +104,6 @@ def test_it_configures_a_generic_hmac_endpoint(staff_client: Client, provider: C
     assert csrf_post(staff_client, "/endpoints/new/", data).status_code == 302
     endpoint = Endpoint.objects.get()
     assert endpoint.scheme_options["header"] == "X-Acme-Signature"
-    import base64
-    import hashlib
-    import hmac
-    import time
-
     stamp = str(int(time.time()))
     body = b'{"type": "acme.thing"}'
     mac = hmac.new(b"a-shared-hmac-secret", stamp.encode() + b"." + body, hashlib.sha512).digest()
@@ -238,9 +237,6 @@ def test_it_falls_back_when_hand_edited_options_are_nonsense(provider: Client) -
     endpoint, _ = make_endpoint(
         auth="hmac", secret="generic-secret", scheme_options={"digest": "md5", "tolerance": "x"}
     )
-    import hashlib
-    import hmac
-
     body = b'{"type": "x"}'
     signature = hmac.new(b"generic-secret", body, hashlib.sha256).hexdigest()
     response = provider.post(endpoint.path, body, content_type="application/json", headers={"X-Signature": signature})

@@ -5,7 +5,7 @@ way `make run` does) on a database of its own, drives them over HTTP like a prov
 reads the outcome straight from the database. Nothing here imports the receiver, so the
 tests hold whatever way the receiver stores a message.
 
-What a user relies on (DESIGN.md, "Ingest pipeline", item 9; README "The receiver", 7-8):
+What a user relies on (docs/architecture.md, "The ingest pipeline", item 10; README "The receiver", 7-8):
 a 2xx means the message is stored, exactly once, and its processing will happen; a database
 that does not answer gives 503 with Retry-After, never a 2xx and never a 500; a rate-limit
 cache that does not answer follows the endpoint's fail-open / fail-closed setting.
@@ -30,7 +30,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
+import psycopg.sql
 import pytest
+import redis
 
 from tests.servers import (
     HOST,
@@ -76,8 +79,6 @@ class Database:
                 # Autocommit, so every read sees the latest commit (WAL lets us read while it writes).
                 self._connection = sqlite3.connect(self.sqlite_path, timeout=20, isolation_level=None)
             else:
-                import psycopg
-
                 self._connection = psycopg.connect(self.direct_url, autocommit=True)
         return list(self._connection.execute(sql).fetchall())
 
@@ -119,23 +120,20 @@ def scratch_postgres() -> Iterator[str]:
     admin = os.environ.get("DATABASE_URL", "")
     if not admin.startswith(("postgres://", "postgresql://")):
         pytest.skip("PostgreSQL variant: set DATABASE_URL=postgres://...")
-    import psycopg
-    from psycopg import sql
-
     try:
         connection = psycopg.connect(admin, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         pytest.skip(f"PostgreSQL unreachable: {exc}")
-    name = sql.Identifier(SCRATCH_DB)
+    name = psycopg.sql.Identifier(SCRATCH_DB)
     with connection:
         # WITH (FORCE): a previous run that was killed may have left sessions behind.
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        connection.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        connection.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(name))
     try:
         yield _with_database(admin, SCRATCH_DB)
     finally:
         with psycopg.connect(admin, autocommit=True, connect_timeout=3) as connection:
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+            connection.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -168,7 +166,7 @@ def _is_2xx(status: int | None) -> bool:
 
 
 # --- 1. Crash: kill -9 the server and the worker under load ----------------------------------
-# The recovery sweep (inbox.processing.recover) runs in the minutely housekeeping task and only
+# The recovery sweep (inbox.delivery.processing.recover) runs in the minutely housekeeping task and only
 # requeues a pending message once its wake-up is 30 s overdue and its lease has lapsed. To keep
 # this test short, the lease is 2 s (INBOX_PROCESSING_LEASE_SECONDS, a real setting) and the
 # test runs the sweep itself every second through `manage.py shell -c`, with its clock 31 s
@@ -177,7 +175,7 @@ def _is_2xx(status: int | None) -> bool:
 # was down would otherwise come back 40 s later.
 SWEEP = (
     "from datetime import timedelta; from django.utils import timezone; "
-    "from inbox.processing import recover; print(recover(now=timezone.now() + timedelta(seconds=31)))"
+    "from inbox.delivery.processing import recover; print(recover(now=timezone.now() + timedelta(seconds=31)))"
 )
 
 
@@ -387,8 +385,6 @@ def _redis_available() -> bool:
 def _forget_rate_counters() -> None:
     # Only this app's keys in the test's own database: counters of a previous run (same
     # endpoint ids, same client address) would otherwise count against this one.
-    import redis
-
     client = redis.Redis(host=HOST, port=6379, db=REDIS_DB)
     try:
         for key in client.scan_iter("inbox:*"):

@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import inbox.forwarding
+import inbox.addresses
 from django.conf import settings
 from django.db import migrations, models
 
@@ -57,7 +57,7 @@ class Migration(migrations.Migration):
             name='Destination',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.CharField(help_text='Messages are POSTed here.', max_length=2000, validators=[inbox.forwarding.validate_destination_url], verbose_name='URL')),
+                ('url', models.CharField(help_text='Messages are POSTed here.', max_length=2000, validators=[inbox.addresses.validate_destination_url], verbose_name='URL')),
                 ('enabled', models.BooleanField(default=True)),
                 ('timeout_seconds', models.PositiveSmallIntegerField(default=10, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(60)], verbose_name='Timeout (seconds)')),
                 ('forward_headers', models.CharField(blank=True, default='*', help_text='Original headers to pass on, comma-separated; * for all of them. Credentials, cookies and hop-by-hop headers are never passed on.', max_length=1000)),

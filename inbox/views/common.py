@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -23,10 +22,10 @@ from django_ratelimit.exceptions import Ratelimited
 
 from inbox.filters import MessageFilter
 from inbox.models import AuditEntry, Endpoint, Message
+from inbox.permissions import View
 
 logger = logging.getLogger("inbox.views")
 
-View = Callable[..., HttpResponseBase]
 # A row id as it may travel in a form or query string: digits that fit a bigint column.
 ROW_ID = re.compile(r"[0-9]{1,18}")
 

@@ -17,10 +17,12 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inbox import charts, handlers, stats
+from inbox import charts, stats
+from inbox.delivery import handlers
 from inbox.forms import EndpointForm, RotateForm
-from inbox.models import AuditAction, AuditEntry, Endpoint, Message, decrypt, encrypt
+from inbox.models import AuditAction, AuditEntry, Endpoint, Message, Status
 from inbox.permissions import needs
+from inbox.secrets import decrypt, encrypt
 from inbox.tasks import send_test_webhook
 from inbox.views.common import HtmxHttpRequest, get_endpoint, staff_required
 
@@ -118,7 +120,7 @@ def _overview(request: HttpRequest, endpoint: Endpoint) -> dict[str, Any]:
         "period": period,
         "chart": charts.bar_chart(series, f"Messages per hour, last {period}: {received} in all"),
         "received": received,
-        "failed": endpoint.messages.filter(received_at__gte=since, status="failed").count(),
+        "failed": endpoint.messages.filter(received_at__gte=since, status=Status.FAILED).count(),
         "last_received": endpoint.messages.newest_first().values_list("received_at", flat=True).first(),
     }
 

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 from django.contrib import messages as django_messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -138,7 +139,7 @@ def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "inbox/confirm.html", context)
     message.delete()
     AuditEntry.record(request.user, AuditAction.MESSAGES_DELETED, f"message #{pk}", message.endpoint)
-    return redirect(f"/?{query}" if query else "/")
+    return redirect(reverse("inbox:message-list") + (f"?{query}" if query else ""))
 
 
 def pick_two(ticked: int) -> str:
@@ -154,7 +155,7 @@ def message_compare(request: HttpRequest) -> HttpResponse:
     if len(ids) != 2:
         django_messages.error(request, pick_two(len(ids)))
         query = query_without(request, "ids", "before", "after", "csrfmiddlewaretoken")
-        return redirect("/" + (f"?{query}" if query else ""))
+        return redirect(reverse("inbox:message-list") + (f"?{query}" if query else ""))
     found = Message.objects.select_related("endpoint").in_bulk(ids)
     if len(found) != 2:
         raise Http404

@@ -13,6 +13,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from inbox.delivery.bulk import BULK_ACTIONS, in_batches
+from inbox.delivery.processing import has_work
+from inbox.delivery.queue import enqueue_processing
 from inbox.filters import describe_query
 from inbox.forms import DestinationForm
 from inbox.models import (
@@ -26,7 +29,7 @@ from inbox.models import (
     MessageQuerySet,
 )
 from inbox.permissions import needs
-from inbox.tasks import BULK_ACTIONS, enqueue_processing, in_batches, run_bulk_job
+from inbox.tasks import run_bulk_job
 from inbox.views.common import (
     HtmxHttpRequest,
     filtered_messages,
@@ -112,7 +115,7 @@ def message_replay(request: HttpRequest, pk: int) -> HttpResponse:
     Message.objects.filter(pk=message.pk).start_replay()
     enqueue_processing(message.pk)
     AuditEntry.record(request.user, AuditAction.MESSAGES_REPLAYED, f"message #{message.pk}", message.endpoint)
-    if message.endpoint.has_work(message.event_type):
+    if has_work(message.endpoint, message.event_type):
         django_messages.success(request, f"Message #{message.pk} queued for processing again.")
     else:
         django_messages.warning(request, "Replayed, but its endpoint has no destination or handler to run.")
@@ -262,7 +265,7 @@ def _confirm_bulk(
 
 def _list_url(request: HttpRequest) -> str:
     query = query_without(request, "before", "after")
-    return "/" + (f"?{query}" if query else "")
+    return reverse("inbox:message-list") + (f"?{query}" if query else "")
 
 
 @staff_required

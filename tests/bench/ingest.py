@@ -8,7 +8,7 @@ WEB_CONCURRENCY=2 web processes of 8 threads, and a task worker), loads each tar
 Targets, on the same server:
 
 - bare       a Django view that reads the body and answers 200 (the server's own cost)
-- insert     one raw durable INSERT per request (one round trip; DESIGN.md's floor)
+- insert     one raw durable INSERT per request (one round trip; the floor in docs/architecture.md)
 - tutorial   the typical tutorial receiver: ORM lookup, ORM create, delete old rows
 - token      the real receiver, shared-token endpoint (rate limit + verify + dedupe + store)
 - hmac       the real receiver, GitHub preset (HMAC-SHA256 over the body, X-GitHub-Delivery dedupe)
@@ -39,6 +39,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psycopg
+import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -186,9 +189,6 @@ def bench_setup(setup: Setup, args: argparse.Namespace, logdir: Path) -> list[di
 
 
 def postgres_setup(logdir: Path) -> Setup:
-    import psycopg
-    import redis
-
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {PG_DATABASE}")
@@ -250,7 +250,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def ratios(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """The DESIGN targets, per setup: token receiver against insert and tutorial."""
+    """The targets (docs/performance.md), per setup: token receiver against insert and tutorial."""
     out = {}
     for setup in sorted({row["setup"] for row in rows}):
         by = {row["target"]: row for row in rows if row["setup"] == setup}

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -26,7 +27,12 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+import psycopg
+from django import db
+from django.utils import timezone
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -43,8 +49,6 @@ def manage(*args: str, env: dict[str, str]) -> str:
 
 
 def prepare(messages: int, reuse: bool) -> dict[str, Any]:
-    import psycopg
-
     env = {**os.environ, "DJANGO_ENV": "development", "DATABASE_URL": DATABASE_URL}
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone()
@@ -87,11 +91,8 @@ def export_figures(client: Any, fmt: str, query: str, trace_memory: bool) -> dic
     return figures
 
 
-def purge_under_load(duration_slice: int, connections: int) -> dict[str, Any]:
-    from django.utils import timezone
-
-    from inbox.models import Endpoint, Message
-
+def purge_under_load(duration_slice: int, connections: int, dashboard: ModuleType) -> dict[str, Any]:
+    Endpoint, Message = dashboard.Endpoint, dashboard.Message  # the models, imported once Django is set up
     with tempfile.TemporaryDirectory(prefix="inbox-bench-") as tmp:
         logdir = Path(tmp)
         port = free_port()
@@ -155,7 +156,8 @@ def main() -> None:
     seeding = prepare(args.messages, args.reuse)
     os.environ.update(DJANGO_ENV="development", DATABASE_URL=DATABASE_URL, DJANGO_SETTINGS_MODULE="config.settings")
     os.environ.pop("REDIS_URL", None)
-    from tests.bench import dashboard  # sets Django up on the bench database
+    # Importing it sets Django up on the bench database: only now that the environment is chosen.
+    dashboard = importlib.import_module("tests.bench.dashboard")
 
     Message = dashboard.Message  # the model, imported once Django is set up
     pages = dashboard.run(args.repeat)
@@ -172,15 +174,11 @@ def main() -> None:
             + (f", peak Python memory {export['peak_python_mib']:.1f} MiB" if "peak_python_mib" in export else "")
         )
 
-    purge = purge_under_load(5, args.purge_connections)
+    purge = purge_under_load(5, args.purge_connections, dashboard)
     if not args.reuse:
         # Half a million dead rows would keep autovacuum busy for minutes after the run,
         # under whatever is measured next on this machine.
-        from django.db import connections
-
-        connections.close_all()
-        import psycopg
-
+        db.connections.close_all()
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     summary = {

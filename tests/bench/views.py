@@ -1,8 +1,9 @@
 """Reference views the ingest benchmark loads beside the real receiver, on the same server.
 
-They are the yardsticks DESIGN.md names: a bare view (the server's and Django's own cost),
-one raw durable INSERT per request (the floor a durable receiver could reach with one round
-trip), and the typical tutorial receiver (ORM create plus a delete of old rows in the request).
+They are the yardsticks docs/architecture.md names ("The ingest pipeline"): a bare view (the
+server's and Django's own cost), one raw durable INSERT per request (the floor a durable
+receiver could reach with one round trip), and the typical tutorial receiver (ORM create plus
+a delete of old rows in the request).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from inbox.models import DEFAULT_RATE, Destination, Endpoint
+from inbox.models import DEFAULT_RATE, Destination, Endpoint, parse_methods
 from inbox.verification import PRESETS
 
 MIN_TOKEN_LENGTH = 16
@@ -41,7 +41,7 @@ class Command(BaseCommand):
             name=options["name"],
             auth=preset.name,
             rate_limit=options["rate"],
-            allowed_methods=",".join(m.strip().upper() for m in options["methods"].split(",") if m.strip()),
+            allowed_methods=",".join(parse_methods(options["methods"])),
             token_header=options["header"],
         )
         secret = options["secret"]

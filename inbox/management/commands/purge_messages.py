@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inbox.tasks import purge_all, schedule_daily_purge
+from inbox.models import Endpoint
+from inbox.tasks import schedule_daily_purge
 
 
 class Command(BaseCommand):
@@ -26,7 +28,7 @@ class Command(BaseCommand):
         batch_size = options["batch_size"]
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        report = purge_all(batch_size)
+        report = Endpoint.objects.purge(batch_size or settings.INBOX_PURGE_BATCH_SIZE)
         for name, deleted in report.items():
             if deleted:
                 self.stdout.write(f"  {name}: {deleted}")

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from inbox.delivery.bulk import replay
 from inbox.models import Endpoint, Message, Status
-from inbox.tasks import replay
 
 
 class Command(BaseCommand):

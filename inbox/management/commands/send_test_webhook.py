@@ -5,8 +5,8 @@ from typing import Any
 import httpx
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from inbox.delivery.samples import post_test_webhook
 from inbox.models import Endpoint
-from inbox.tasks import post_test_webhook
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """The public receiver: `/hooks/<slug>/`.
 
-A short explicit pipeline (see DESIGN.md, "Ingest pipeline"): look the endpoint up, check
+A short explicit pipeline (docs/architecture.md, "The ingest pipeline"): look the endpoint up, check
 the method, rate-limit, bound the body, verify, then store in one INSERT that also
 deduplicates, and only then answer 2xx. Every refusal is a 4xx with a short plain reason
 and a log line; a database that does not answer gives 503, never a 2xx for an unstored
@@ -10,55 +10,30 @@ message. Log lines name endpoints by id, never by slug: the slug is the secret U
 from __future__ import annotations
 
 import functools
-import hashlib
 import ipaddress
-import json
 import logging
-import math
 import time
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
-from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
 from inbox import stats
-from inbox.charsets import decode_declared
-from inbox.groupcommit import GroupCommit
-from inbox.models import (
-    REDACTED,
-    Endpoint,
-    Message,
-    RejectedAttempt,
-    Status,
-    Verification,
-    endpoint_for_slug,
-    insert_messages,
-)
-from inbox.tasks import enqueue_processing
-from inbox.verification import (
-    GENERIC_HEADERS,
-    GENERIC_IDEMPOTENCY,
-    GENERIC_PATHS,
-    Answer,
-    Delivery,
-    Preset,
-    Verdict,
-    first_text,
-    handshake_answer,
-    meta_subscription,
-)
+from inbox.delivery.processing import has_work
+from inbox.delivery.queue import enqueue_processing
+from inbox.ingest.body import parse_json, preview_of, stored_headers
+from inbox.ingest.endpoints import endpoint_for_slug
+from inbox.ingest.store import store
+from inbox.models import Endpoint, Message, RejectedAttempt, Status, Verification
+from inbox.verification import Answer, Delivery, Verdict
 
 logger = logging.getLogger("inbox.receiver")
 
 RATE_GROUP = "inbox.receive"
-# Documents nested deeper than this are kept as raw bytes only: PostgreSQL's jsonb and
-# Python's own encoder both have recursion limits, and no real webhook comes close.
-MAX_JSON_DEPTH = 128
 
 
 def plain(status: int, reason: str, **headers: str) -> HttpResponse:
@@ -87,89 +62,6 @@ def _client_ip(request: HttpRequest) -> str:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         return ""
-
-
-# --- Payload helpers ---------------------------------------------------------------------
-def _clean_str(value: str) -> str:
-    # PostgreSQL's jsonb cannot hold U+0000 or unpaired surrogates; the raw body keeps
-    # the exact bytes, the parsed copy gets U+FFFD in their place.
-    if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
-        return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in value)
-    return value
-
-
-def _storable(value: Any, depth: int = 0) -> Any:
-    if depth > MAX_JSON_DEPTH:
-        raise ValueError("nested too deeply")
-    if isinstance(value, str):
-        return _clean_str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("non-finite number")
-    if isinstance(value, dict):
-        return {_clean_str(k): _storable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v, depth + 1) for v in value]
-    return value
-
-
-def parse_json(raw: bytes) -> Any | None:
-    """The body as a JSON value safe for every database, or None when it is not JSON."""
-    if not raw or raw.lstrip()[:1] not in (b"{", b"["):
-        # Only documents are worth parsing: a bare string or number is stored as text.
-        return None
-    try:
-        parsed = json.loads(raw, parse_constant=_refuse_constant)
-        return _storable(parsed)
-    except (ValueError, RecursionError, UnicodeDecodeError):
-        return None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def event_type_of(request: HttpRequest, preset: Preset, payload: Any) -> str:
-    found = first_text(
-        request.headers,
-        payload,
-        (*preset.event_type_headers, *GENERIC_HEADERS),
-        (*preset.event_type_paths, *GENERIC_PATHS),
-    )
-    return found.partition(":")[2][:200]
-
-
-def idempotency_key_of(request: HttpRequest, endpoint: Endpoint, payload: Any) -> str | None:
-    preset = endpoint.preset
-    paths = (*preset.idempotency_paths, *(("id",) if endpoint.dedupe_on_payload_id else ()))
-    # A preset that names its own key uses only that one: a generic header is not covered by
-    # the provider's signature, and trusting it would let a captured delivery be replayed
-    # under fresh keys.
-    own = preset.idempotency_headers or preset.idempotency_paths
-    headers = preset.idempotency_headers if own else GENERIC_IDEMPOTENCY
-    key = first_text(request.headers, payload, headers, paths)
-    if not key:
-        return None
-    if len(key) > 200:
-        # Long keys are hashed rather than cut, so two distinct keys never collide.
-        key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
-    return key
-
-
-def stored_headers(request: HttpRequest, endpoint: Endpoint) -> dict[str, str]:
-    redacted = endpoint.redacted_header_names()
-    return {name: (REDACTED if name.lower() in redacted else value) for name, value in request.headers.items()}
-
-
-def preview_of(message: Message) -> str:
-    if not message.body_size:
-        text = message.query_string
-    elif message.body_text is not None:
-        text = message.body_text
-    elif decoded := decode_declared(message.body, message.content_type):
-        text = decoded[0]  # a latin-1 (or other declared charset) text body
-    else:
-        return f"[{filesizeformat(message.body_size)} of binary data]"
-    return " ".join(text[:400].split())[:200]
 
 
 # --- The pipeline --------------------------------------------------------------------------
@@ -282,8 +174,10 @@ def _message(request: HttpRequest, endpoint: Endpoint, raw: bytes, payload: Any,
         content_type=request.META.get("CONTENT_TYPE", "")[:255],
         headers=stored_headers(request, endpoint),
         json=payload,
-        event_type=event_type_of(request, endpoint.preset, payload),
-        idempotency_key=idempotency_key_of(request, endpoint, payload),
+        event_type=endpoint.preset.event_type(request.headers, payload),
+        idempotency_key=endpoint.preset.idempotency_key(
+            request.headers, payload, payload_id=endpoint.dedupe_on_payload_id
+        ),
         remote_addr=client_ip(request) or None,
         verification=Verification.UNVERIFIED if endpoint.secret_kind == "none" else Verification.VERIFIED,
         secret_used=verdict.matched,
@@ -291,23 +185,6 @@ def _message(request: HttpRequest, endpoint: Endpoint, raw: bytes, payload: Any,
     message.set_body(raw)
     message.preview = preview_of(message)
     return message
-
-
-# One per web process: the threads of a process share INSERTs and commits (groupcommit.py).
-# A row the database refuses fails the statement as a whole, so nothing of it was kept and
-# the batch can be written again row by row.
-_group: GroupCommit[Message, bool] = GroupCommit(
-    insert_messages, retry_one_by_one=(DataError, IntegrityError, ProgrammingError, TypeError, ValueError)
-)
-
-
-def store(message: Message) -> bool:
-    """Store the message durably; False when it was a duplicate delivery."""
-    if connection.in_atomic_block:
-        # Inside a caller's transaction (tests, scripts) only that transaction's commit
-        # makes the row durable; other requests' rows must not ride on it.
-        return message.insert_unless_duplicate()
-    return _group.submit(message)
 
 
 def _answer(answer: Answer) -> HttpResponse:
@@ -343,10 +220,10 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
     if endpoint is None:
         raise Http404
 
-    preset = endpoint.preset
+    handshake = endpoint.preset.handshake
     allowed = endpoint.methods
-    if preset.handshake == "meta" and "GET" not in allowed:
-        allowed = (*allowed, "GET")  # the subscription check, answered below, never stored
+    if handshake is not None and handshake.answers_get and "GET" not in allowed:
+        allowed = (*allowed, "GET")  # the handshake's own GET, answered below, never stored
     if request.method in ("HEAD", "OPTIONS"):
         # Some providers probe a URL before they use it; neither ever stores anything.
         response = HttpResponse(status=200 if request.method == "HEAD" else 204)
@@ -363,8 +240,8 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
     if limited is not None:
         return limited
 
-    if preset.handshake == "meta" and request.method == "GET":
-        answer = meta_subscription(request.GET, endpoint.check_token)
+    if handshake is not None and handshake.answers_get and request.method == "GET":
+        answer = handshake.answer_get(request.GET, endpoint.check_token)
         if answer is not None:
             if answer.status != 200:
                 return _refuse(request, endpoint, answer.status, answer.body.decode().strip())
@@ -388,15 +265,15 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
         return _refuse(request, endpoint, verdict.status, verdict.reason, len(raw))
 
     payload = parse_json(raw)
-    if preset.handshake:
+    if handshake is not None:
         secret = next((c.value for c in credentials if c.label == verdict.matched), "")
-        answer = handshake_answer(preset, delivery, payload, secret)
+        answer = handshake.answer(delivery, payload, secret)
         if answer is not None:
-            logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, preset.name)
+            logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, endpoint.preset.name)
             return _answer(answer)
 
     message = _message(request, endpoint, raw, payload, verdict)
-    if endpoint.has_work(message.event_type):
+    if has_work(endpoint, message.event_type):
         message.status, message.next_attempt_at = Status.PENDING, message.received_at
     if not store(message):
         stats.bump(endpoint.pk, stats.DUPLICATE)

@@ -1,6 +1,7 @@
 """Processing one message: forward it to the endpoint's destinations and run its handlers.
 
-Called by the `process_message` task (inbox/tasks.py). The message row carries the state
+Called by the `process_message` task (inbox/tasks.py); queues its retries through
+inbox/delivery/queue.py. The message row carries the state
 (status, attempt count, next due time, lease); a task is only a wake-up. One run:
 
 1. claim the message with a conditional UPDATE (one worker wins; duplicates do nothing);
@@ -22,8 +23,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from inbox import forwarding, handlers
-from inbox.models import Attempt, AttemptStatus, Destination, Message, Status
+from inbox.delivery import forwarding, handlers, queue
+from inbox.models import Attempt, AttemptStatus, Destination, Endpoint, Message, Status
 
 logger = logging.getLogger("inbox.processing")
 
@@ -95,6 +96,16 @@ def _ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
+def has_work(endpoint: Endpoint, event_type: str) -> bool:
+    """Whether a message of this event type has anything to be processed by: only then
+    is a task enqueued for it (each enqueue is one more row written)."""
+    return bool(
+        endpoint.active_destinations
+        or handlers.handlers_for(endpoint.name, event_type)
+        or handlers.message_received.has_listeners(Message)
+    )
+
+
 def targets_for(message: Message) -> list[Target]:
     """Everything that should run for this message, in a stable order."""
     endpoint = message.endpoint
@@ -133,7 +144,7 @@ def process(message_id: int, now: datetime | None = None) -> str:
         # message goes on to its retry or to failed like any other failure, never
         # staying claimed for the recovery sweep to hand out again and again.
         logger.exception("processing attempt crashed id=%s", message.pk)
-        outcome = "failed"
+        outcome = Status.FAILED
     if outcome in (Status.SKIPPED, Status.PROCESSED):
         message.finish(outcome)
         logger.info("message %s id=%s attempt=%s", outcome, message.pk, message.attempts)
@@ -143,9 +154,7 @@ def process(message_id: int, now: datetime | None = None) -> str:
     if retry <= endpoint.max_retries:
         due = timezone.now() + retry_delay(retry)
         if message.finish(Status.PENDING, due):
-            from inbox.tasks import process_message
-
-            process_message.using(run_after=due).enqueue(message.pk)
+            queue.wake(message.pk, run_after=due)
         logger.info("message retry scheduled id=%s retry=%s", message.pk, retry)
         return "retry"
     message.finish(Status.FAILED)
@@ -164,7 +173,7 @@ def _run_round(message: Message) -> str:
     if not targets and not succeeded:
         return Status.SKIPPED
     failed = [t for t in targets if not _attempt(message, t).ok]
-    return "failed" if failed else Status.PROCESSED
+    return Status.FAILED if failed else Status.PROCESSED
 
 
 def _attempt(message: Message, target: Target) -> forwarding.Outcome:
@@ -197,20 +206,18 @@ def recover(now: datetime | None = None, limit: int = 1000) -> tuple[int, int]:
     message whose wake-up was lost (the enqueue failed after the INSERT committed) is
     queued again the same way.
     """
-    from inbox.tasks import process_message, ready_processing_tasks
-
     now = now or timezone.now()
     lease = timedelta(seconds=settings.INBOX_PROCESSING_LEASE_SECONDS)
     closed = Attempt.objects.filter(status=AttemptStatus.RUNNING, started_at__lt=now - lease).update(
         status=AttemptStatus.FAILED, error="The worker stopped during this attempt; the message was queued again."
     )
-    if ready_processing_tasks():
+    if queue.backlog():
         # Wake-ups are still waiting in the queue: a backlog, not a loss. Requeueing now
         # would only double the backlog.
         return closed, 0
     requeued = 0
     for pk in Message.objects.overdue(now, timedelta(seconds=30)).values_list("pk", flat=True)[:limit]:
-        process_message.enqueue(pk)
+        queue.wake(pk)
         requeued += 1
     if closed or requeued:
         logger.warning("recovery sweep closed=%s requeued=%s", closed, requeued)

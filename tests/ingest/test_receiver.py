@@ -9,10 +9,12 @@ from types import SimpleNamespace
 
 import django_ratelimit.core
 import pytest
+import redis.connection
 from django.db import OperationalError, close_old_connections, connection
 from django.test import Client
 from django.utils import timezone
 
+from inbox.ingest import store
 from inbox.models import Endpoint, Message
 from tests.conftest import is_postgres, make_endpoint
 
@@ -283,7 +285,7 @@ def test_it_follows_the_endpoint_when_the_rate_limit_cache_is_down(
     def broken(*args: object, **kwargs: object) -> None:
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr("inbox.receiver.get_usage", broken)
+    monkeypatch.setattr("inbox.ingest.receiver.get_usage", broken)
     open_endpoint, open_token = make_endpoint("open", rate_limit_fail_open=True)
     closed_endpoint, closed_token = make_endpoint("closed", rate_limit_fail_open=False)
 
@@ -355,10 +357,10 @@ def test_it_answers_503_and_stores_nothing_when_the_database_fails(
 ) -> None:
     endpoint, token = make_endpoint()
 
-    def fail(self: Message) -> bool:
+    def fail(messages: list[Message]) -> list[bool]:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(Message, "insert_unless_duplicate", fail)
+    monkeypatch.setattr(store, "insert_messages", fail)
     response = deliver(provider, endpoint, token)
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
@@ -376,8 +378,6 @@ def test_it_costs_one_redis_round_trip_per_delivery(
 ) -> None:  # type: ignore[no-untyped-def]
     if settings.RATELIMIT_USE_CACHE != "ratelimit":
         pytest.skip("the shared rate-limit cache needs REDIS_URL")
-    import redis.connection
-
     sent: list[object] = []
     original = redis.connection.Connection.send_packed_command
 
@@ -436,10 +436,10 @@ def test_it_refuses_a_body_shorter_than_its_content_length(provider: Client) -> 
 def test_it_never_logs_the_slug_on_a_503(provider: Client, monkeypatch: pytest.MonkeyPatch, caplog) -> None:  # type: ignore[no-untyped-def]
     endpoint, token = make_endpoint()
 
-    def fail(self: Message) -> bool:
+    def fail(messages: list[Message]) -> list[bool]:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(Message, "insert_unless_duplicate", fail)
+    monkeypatch.setattr(store, "insert_messages", fail)
     with caplog.at_level(logging.DEBUG):
         assert deliver(provider, endpoint, token).status_code == 503
     assert caplog.records

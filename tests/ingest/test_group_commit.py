@@ -8,12 +8,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from django.db import IntegrityError, OperationalError, close_old_connections, connection
 from django.test import Client
 
-from inbox.groupcommit import GroupCommit, GroupCommitError
-from inbox.models import IDLE_CHECK_SECONDS, Message, insert_messages
+from inbox.ingest.groupcommit import GroupCommit, GroupCommitError
+from inbox.ingest.store import IDLE_CHECK_SECONDS, insert_messages
+from inbox.models import Message
 from tests.conftest import make_endpoint
 
 
@@ -157,8 +159,6 @@ def test_it_stores_every_concurrent_delivery_once() -> None:
 def test_it_replaces_a_connection_the_database_dropped_while_idle() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("a server-side disconnect needs PostgreSQL")
-    import psycopg
-
     endpoint, token = make_endpoint()
     provider = Client()
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 import pytest
 import standardwebhooks.webhooks
@@ -30,11 +30,12 @@ from django.test import Client
 from slack_sdk.signature import SignatureVerifier
 from twilio.request_validator import RequestValidator
 
+from inbox.ingest.endpoints import forget_endpoint
 from inbox.models import Endpoint, Message, RejectedAttempt
 from inbox.verification import PRESETS, Delivery, Secret
 from tests.conftest import make_endpoint
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 def fixture(provider: str, name: str) -> bytes:
@@ -193,8 +194,6 @@ class Case:
 
 def _twilio(secret: str, body: bytes, now: int, url: str) -> dict[str, str]:
     params = dict(pair.split("=", 1) for pair in body.decode().split("&"))
-    from urllib.parse import unquote_plus
-
     params = {k: unquote_plus(v) for k, v in params.items()}
     return {"X-Twilio-Signature": RequestValidator(secret).compute_signature(url, params)}
 
@@ -592,8 +591,6 @@ def test_it_accepts_the_previous_secret_during_the_grace_period_and_not_after() 
     assert sorted(Message.objects.values_list("secret_used", flat=True)) == ["current", "previous"]
 
     Endpoint.objects.filter(pk=endpoint.pk).update(previous_expires_at=datetime(2000, 1, 1, tzinfo=UTC))
-    from inbox.models import forget_endpoint
-
     forget_endpoint()
     third = case.body.replace(b"evt_3MtwBwLkdIwHu7ix28a3tqPa", b"evt_third_event")
     assert send(case, endpoint, third, case.sign(case.secret, third, now + 1, "")).status_code == 401

@@ -14,15 +14,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from django.db import connection
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from django.core.exceptions import ValidationError
+from django.db import OperationalError, connection
 from django.test import Client
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from inbox import forwarding, handlers, processing
+from inbox import addresses
+from inbox.delivery import forwarding, handlers, processing
 from inbox.models import Attempt, Destination, Endpoint, Message
 from inbox.tasks import process_message
-from tests.conftest import Catcher, is_postgres, make_due, make_endpoint, make_message, run_worker
+from tests.conftest import Catcher, csrf_post, is_postgres, make_due, make_endpoint, make_message, run_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -256,8 +262,6 @@ def test_it_does_not_turn_a_forward_into_a_get(catcher: Catcher) -> None:
 
 @pytest.mark.usefixtures("no_private")
 def test_it_refuses_a_private_literal_when_saved(staff_client: Client) -> None:
-    from tests.conftest import csrf_post
-
     endpoint, _ = make_endpoint()
     response = csrf_post(
         staff_client,
@@ -412,8 +416,6 @@ def test_it_requeues_a_message_whose_enqueue_was_lost(catcher: Catcher) -> None:
 def test_it_answers_2xx_when_the_queue_cannot_be_written(
     provider: Client, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from django.db import OperationalError
-
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("queue table locked")
 
@@ -546,10 +548,8 @@ def test_it_holds_the_timeout_as_a_deadline_for_slow_headers() -> None:
     ["64:ff9b::a9fe:a9fe", "64:ff9b::10.0.0.5", "::169.254.169.254", "::ffff:0:169.254.169.254", "2002:a9fe:a9fe::1"],
 )
 def test_it_refuses_private_addresses_inside_ipv6_ones(address: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from django.core.exceptions import ValidationError
-
     with pytest.raises(ValidationError, match="embeds"):
-        forwarding.validate_destination_url(f"http://[{address}]/latest/meta-data/")
+        addresses.validate_destination_url(f"http://[{address}]/latest/meta-data/")
     monkeypatch.setattr(forwarding, "resolve", lambda host, port: [address])
     assert "embeds" in forwarding.post("http://dns64.example.test/", b"", {}, timeout=1).error
 
@@ -557,18 +557,14 @@ def test_it_refuses_private_addresses_inside_ipv6_ones(address: str, monkeypatch
 @pytest.mark.usefixtures("no_private")
 @pytest.mark.parametrize("url", ["http://2130706433/", "http://0x7f.1/", "http://127.1/", "http://10.1/"])
 def test_it_refuses_legacy_numeric_addresses_when_saved(url: str) -> None:
-    from django.core.exceptions import ValidationError
-
     with pytest.raises(ValidationError, match="loopback or private"):
-        forwarding.validate_destination_url(url)
+        addresses.validate_destination_url(url)
 
 
 @pytest.mark.parametrize("url", ["http://example.com:65536/hook", "http://us\u2100er@example.com/hook", "http:///x"])
 def test_it_refuses_urls_the_dashboard_could_not_show(url: str) -> None:
-    from django.core.exceptions import ValidationError
-
     with pytest.raises(ValidationError):
-        forwarding.validate_destination_url(url)
+        addresses.validate_destination_url(url)
 
 
 def test_it_tries_the_next_address_when_one_does_not_connect(catcher: Catcher, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -622,11 +618,6 @@ def test_it_checks_the_certificate_of_every_hostname_on_a_shared_address(
 
 
 def _certificates(directory: Any, hostname: str) -> tuple[Any, Any, Any]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])

@@ -1,0 +1,1 @@
+"""Delivery: what happens to an accepted message after the receiver answered (docs/architecture.md)."""

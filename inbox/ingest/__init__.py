@@ -1,0 +1,1 @@
+"""The public receiver: `/hooks/<slug>/` (docs/architecture.md, "The ingest pipeline")."""
