@@ -47,10 +47,17 @@ class BodyView:
     charset: str = ""
 
 
-def _highlight(text: str, lexer: JsonLexer | XmlLexer) -> SafeString:
+def _highlight(text: str, lexer: JsonLexer | XmlLexer, label: str) -> SafeString:
     formatter = HtmlFormatter(cssclass="highlight", wrapcode=True)
     html: str = highlight(text, lexer, formatter)
-    return mark_safe(html)  # noqa: S308 - Pygments escapes its input
+    # The <pre> scrolls (max-height, long lines): a keyboard reaches it only if it takes
+    # focus, and a focusable region needs a name. Pygments has no option for attributes.
+    html = html.replace(
+        '<div class="highlight"><pre>',
+        f'<div class="highlight"><pre tabindex="0" role="region" aria-label="{label}">',
+        1,
+    )
+    return mark_safe(html)  # noqa: S308 - Pygments escapes its input; the label is ours
 
 
 def hexdump(data: bytes, limit: int = HEXDUMP_LIMIT) -> str:
@@ -72,7 +79,7 @@ def body_view(message: Message) -> BodyView:
         pretty = json.dumps(message.json, indent=2, ensure_ascii=False)
         if len(pretty) > HIGHLIGHT_LIMIT:
             return BodyView(kind="json", text=pretty, large=True)
-        return BodyView(kind="json", highlighted=_highlight(pretty, JsonLexer()), text=pretty)
+        return BodyView(kind="json", highlighted=_highlight(pretty, JsonLexer(), "JSON body"), text=pretty)
     charset = ""
     if message.body_text is not None:
         text = message.body_text
@@ -87,7 +94,7 @@ def body_view(message: Message) -> BodyView:
     if content_type.endswith("/xml") or content_type.endswith("+xml"):
         if len(text) > HIGHLIGHT_LIMIT:
             return BodyView(kind="xml", text=text, large=True, charset=charset)
-        return BodyView(kind="xml", highlighted=_highlight(text, XmlLexer()), text=text, charset=charset)
+        return BodyView(kind="xml", highlighted=_highlight(text, XmlLexer(), "XML body"), text=text, charset=charset)
     return BodyView(kind="text", text=text, large=len(text) > HIGHLIGHT_LIMIT, charset=charset)
 
 
