@@ -213,7 +213,7 @@ else:
     # exactly when it is correct, i.e. with a single web process.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
-RATELIMIT_VIEW = "inbox.views.rate_limited"
+RATELIMIT_VIEW = "inbox.dashboard.views.rate_limited"
 # Behind a reverse proxy, set TRUSTED_PROXY_HOPS to the number of proxies that append to
 # X-Forwarded-For; the client address is then read from that header, not REMOTE_ADDR.
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)

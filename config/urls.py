@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 
-from inbox import views
+from inbox.dashboard import views
 from inbox.ingest import receiver
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from inbox import views
+from inbox.dashboard import views
 
 app_name = "inbox"
 

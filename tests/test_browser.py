@@ -17,8 +17,8 @@ import httpx
 import pytest
 from django.contrib.auth.models import Group, User
 
+from inbox.dashboard.viewer import curl_command
 from inbox.models import Endpoint, Message
-from inbox.payload import curl_command
 from inbox.permissions import MANAGERS, VIEWERS
 from tests.conftest import make_endpoint
 

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from inbox.dashboard.viewer import curl_command
 from inbox.models import Message, Status
-from inbox.payload import curl_command
 from inbox.permissions import MANAGERS
 from tests.conftest import make_endpoint, make_message
 from tests.test_browser import Problems, browser, live_url, log_in, make_user, screenshot  # noqa: F401

@@ -9,8 +9,8 @@ from html import unescape
 import pytest
 from django.test import Client
 
+from inbox.dashboard.views import actions as processing
 from inbox.models import AuditEntry, BulkJob, Destination, Message
-from inbox.views import processing
 from tests.conftest import csrf_post, make_endpoint, make_message, run_worker
 
 pytestmark = pytest.mark.django_db

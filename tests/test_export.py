@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from inbox.views import export
+from inbox.dashboard.views import export
 from tests.conftest import make_endpoint, make_message
 
 pytestmark = pytest.mark.django_db

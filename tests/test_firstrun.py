@@ -10,8 +10,8 @@ import time
 import pytest
 from django.test import Client
 
+from inbox.dashboard.views import endpoints as endpoint_views
 from inbox.models import AuditEntry, Endpoint, Message
-from inbox.views import endpoints as endpoint_views
 from tests.conftest import csrf_post, make_endpoint
 from tests.test_endpoints import NEW_ENDPOINT, shown_token
 

@@ -15,8 +15,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from inbox.dashboard.viewer import CURL_INLINE_LIMIT, body_view, curl_command
 from inbox.models import AuditAction, AuditEntry, BulkJob, Message, Status
-from inbox.payload import CURL_INLINE_LIMIT, body_view, curl_command
 from tests.conftest import make_endpoint, make_message
 
 pytestmark = pytest.mark.django_db

@@ -56,7 +56,7 @@ def test_it_logs_a_500_with_its_traceback_method_and_path(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the endpoint list broke")
 
-    monkeypatch.setattr("inbox.views.endpoints.render", broken)
+    monkeypatch.setattr("inbox.dashboard.views.endpoints.render", broken)
     staff_client.raise_request_exception = False
     response = staff_client.get("/endpoints/?period=day")
     assert response.status_code == 500

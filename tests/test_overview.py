@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from inbox import charts
+from inbox.dashboard import charts
 from tests.conftest import make_endpoint, make_message
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from inbox.dashboard.viewer import curl_command, json_tree
 from inbox.models import Message
-from inbox.payload import curl_command, json_tree
 from tests.conftest import make_endpoint, make_message
 
 pytestmark = pytest.mark.django_db

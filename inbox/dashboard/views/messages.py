@@ -12,10 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from inbox.dashboard.viewer import CURL_INLINE_LIMIT, body_view, compare, curl_body_file, curl_command, json_tree
+from inbox.dashboard.views.common import HtmxHttpRequest, filtered_messages, parse_ids, query_without, staff_required
 from inbox.models import AuditAction, AuditEntry, Message
-from inbox.payload import CURL_INLINE_LIMIT, body_view, compare, curl_body_file, curl_command, json_tree
 from inbox.permissions import needs
-from inbox.views.common import HtmxHttpRequest, filtered_messages, parse_ids, query_without, staff_required
 
 logger = logging.getLogger("inbox.views")
 

@@ -13,11 +13,20 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from inbox.dashboard.forms import DestinationForm
+from inbox.dashboard.views.common import (
+    HtmxHttpRequest,
+    filtered_messages,
+    get_endpoint,
+    parse_ids,
+    query_without,
+    staff_required,
+)
+from inbox.dashboard.views.messages import pick_two
 from inbox.delivery.bulk import BULK_ACTIONS, in_batches
 from inbox.delivery.processing import has_work
 from inbox.delivery.queue import enqueue_processing
 from inbox.filters import describe_query
-from inbox.forms import DestinationForm
 from inbox.models import (
     BULK_PAST,
     AuditAction,
@@ -30,15 +39,6 @@ from inbox.models import (
 )
 from inbox.permissions import needs
 from inbox.tasks import run_bulk_job
-from inbox.views.common import (
-    HtmxHttpRequest,
-    filtered_messages,
-    get_endpoint,
-    parse_ids,
-    query_without,
-    staff_required,
-)
-from inbox.views.messages import pick_two
 
 logger = logging.getLogger("inbox.views")
 

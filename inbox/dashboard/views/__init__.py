@@ -1,9 +1,17 @@
-"""The staff dashboard. `inbox.views.rate_limited` is RATELIMIT_VIEW (config/settings.py)."""
+"""The staff dashboard. `inbox.dashboard.views.rate_limited` is RATELIMIT_VIEW (config/settings.py)."""
 
 from __future__ import annotations
 
-from inbox.views.common import audit_list, healthz, login, rate_limited, staff_required
-from inbox.views.endpoints import (
+from inbox.dashboard.views.actions import (
+    destination_create,
+    destination_delete,
+    destination_edit,
+    job_detail,
+    message_replay,
+    messages_bulk,
+)
+from inbox.dashboard.views.common import audit_list, healthz, login, rate_limited, staff_required
+from inbox.dashboard.views.endpoints import (
     endpoint_create,
     endpoint_delete,
     endpoint_detail,
@@ -14,22 +22,14 @@ from inbox.views.endpoints import (
     endpoint_rotate,
     endpoint_send_test,
 )
-from inbox.views.export import export_csv, export_ndjson
-from inbox.views.messages import (
+from inbox.dashboard.views.export import export_csv, export_ndjson
+from inbox.dashboard.views.messages import (
     message_compare,
     message_delete,
     message_detail,
     message_list,
     message_list_new,
     message_raw,
-)
-from inbox.views.processing import (
-    destination_create,
-    destination_delete,
-    destination_edit,
-    job_detail,
-    message_replay,
-    messages_bulk,
 )
 
 __all__ = [

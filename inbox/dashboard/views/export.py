@@ -15,8 +15,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from inbox.dashboard.views.common import filtered_messages, staff_required
 from inbox.models import Message, MessageQuerySet
-from inbox.views.common import filtered_messages, staff_required
 
 logger = logging.getLogger("inbox.views")
 

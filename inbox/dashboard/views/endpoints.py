@@ -17,14 +17,15 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inbox import charts, stats
+from inbox import stats
+from inbox.dashboard import charts
+from inbox.dashboard.forms import EndpointForm, RotateForm
+from inbox.dashboard.views.common import HtmxHttpRequest, get_endpoint, staff_required
 from inbox.delivery import handlers
-from inbox.forms import EndpointForm, RotateForm
 from inbox.models import AuditAction, AuditEntry, Endpoint, Message, Status
 from inbox.permissions import needs
 from inbox.secrets import decrypt, encrypt
 from inbox.tasks import send_test_webhook
-from inbox.views.common import HtmxHttpRequest, get_endpoint, staff_required
 
 logger = logging.getLogger("inbox.views")
 

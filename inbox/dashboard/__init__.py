@@ -1,0 +1,1 @@
+"""The staff dashboard: views, forms, the payload viewer and charts (docs/architecture.md)."""
