@@ -24,8 +24,8 @@ from inbox.dashboard.views.common import (
 )
 from inbox.dashboard.views.messages import pick_two
 from inbox.delivery.bulk import BULK_ACTIONS, in_batches
-from inbox.delivery.processing import has_work
 from inbox.delivery.queue import enqueue_processing
+from inbox.delivery.work import has_work
 from inbox.filters import describe_query
 from inbox.models import (
     BULK_PAST,
