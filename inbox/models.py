@@ -69,9 +69,11 @@ def validate_transform(value: str) -> None:
     try:
         jmespath.compile(value)
     except JMESPathError as exc:
-        # The package's message spans lines and points with a caret: the first line says it.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ValidationError(f"Not a JMESPath expression: {first}", code="transform") from None
+        # The package's message spans lines and points with a caret: one line, with the column.
+        first = str(exc).strip().splitlines()[0].rstrip(":") if str(exc).strip() else exc.__class__.__name__
+        position = getattr(exc, "lex_position", None)
+        where = f" (at character {position + 1})" if isinstance(position, int) else ""
+        raise ValidationError(f"Not a JMESPath expression: {first}{where}.", code="transform") from None
 
 
 def validate_header_name(value: str) -> None:

@@ -360,12 +360,18 @@ class DestinationForm(FocusFirstError, forms.ModelForm[Destination]):
         preview = self.fields["preview_message"]
         assert isinstance(preview, forms.ChoiceField)  # declared above
         preview.choices = [("", "The newest JSON message"), *(recent or [])]
+        # Left empty (or by a client that predates it): keep what it was, 20 for a new one.
+        self.fields["breaker_threshold"].required = False
         if self.instance.pk:
             # Pausing and resuming have buttons of their own: resuming sends what was held.
             del self.fields["paused"]
 
     def clean_filter(self) -> str:
         return clean_destination_filter(self.cleaned_data["filter"], self.instance.endpoint_id)
+
+    def clean_breaker_threshold(self) -> int:
+        value: int | None = self.cleaned_data.get("breaker_threshold")
+        return self.instance.breaker_threshold if value is None else value
 
     def clean_transform(self) -> str:
         value: str = self.cleaned_data["transform"]

@@ -495,7 +495,7 @@ def test_it_adds_a_destination_from_the_command_line() -> None:
     assert data["signing_secret"].startswith("whsec_")
     assert added.signing_secrets() == [data["signing_secret"]]
     assert (added.filter, added.transform, added.max_rate, added.paused) == (
-        "event_type=invoice.%2A",
+        "event_type=invoice.*",
         "{id: id}",
         "10/s",
         True,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from urllib.parse import parse_qsl, urlencode
 
 from django.contrib import messages as django_messages
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from inbox.dashboard.viewer import CURL_INLINE_LIMIT, body_view, compare, curl_body_file, curl_command, json_tree
 from inbox.dashboard.views.common import HtmxHttpRequest, filtered_messages, parse_ids, query_without, staff_required
-from inbox.filters import MessageFilter
+from inbox.filters import MessageFilter, clean_destination_filter
 from inbox.models import AuditAction, AuditEntry, Message
 from inbox.permissions import needs
 
@@ -83,6 +85,10 @@ def _route_url(request: HttpRequest, filterset: MessageFilter) -> str:
     if endpoint is None:
         return ""
     query = query_without(request, "before", "after", "endpoint")
+    # In its readable stored form; a filter that cannot route (status=failed) goes as it is,
+    # for the form to say why.
+    with contextlib.suppress(ValidationError):
+        query = clean_destination_filter(query, endpoint.pk)
     url = reverse("inbox:destination-create", args=[endpoint.pk])
     return url + ("?" + urlencode({"filter": query}) if query else "")
 
