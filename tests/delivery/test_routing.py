@@ -3,12 +3,14 @@ a rate held across workers, the circuit breaker, and event type patterns in the 
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from django.core.cache import caches
@@ -529,3 +531,55 @@ def test_it_keeps_create_endpoint_forward_to_working() -> None:
     call_command("create_endpoint", "legacy", "--forward-to", "https://a.example.com/x", "--json", stdout=out)
     [kept] = Destination.objects.filter(endpoint__name="legacy")
     assert (kept.url, kept.filter, kept.sign, kept.paused) == ("https://a.example.com/x", "", "", False)
+
+
+# --- The dashboard -------------------------------------------------------------------------------
+def test_it_refuses_a_bad_filter_or_transform_on_the_form_and_saves_nothing(staff_client: Client) -> None:
+    endpoint, _ = make_endpoint()
+    form = {"url": "https://a.example.com/x", "enabled": "on", "timeout_seconds": 5, "forward_headers": "*"}
+    response = csrf_post(
+        staff_client,
+        f"/endpoints/{endpoint.pk}/destinations/new/",
+        {**form, "filter": "status=failed", "transform": "data.["},
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "status is the inbox&#x27;s own processing state" in page
+    assert "Not a JMESPath expression" in page
+    assert not Destination.objects.exists()
+
+
+def test_it_dry_runs_a_filter_over_the_last_messages(staff_client: Client) -> None:
+    endpoint, _ = make_endpoint()
+    for kind in ["invoice.paid", "customer.created", "invoice.voided"]:
+        make_message(endpoint, invoice(kind))
+    response = csrf_post(
+        staff_client,
+        f"/endpoints/{endpoint.pk}/destinations/new/",
+        {"filter": "event_type=invoice.*", "_action": "dry_run", "timeout_seconds": 5},
+    )
+    page = response.content.decode()
+    assert "Of the last 3 messages (all this endpoint has), these 2 would have been sent." in page
+    assert not Destination.objects.exists(), "a dry run saves nothing"
+
+
+def test_it_offers_to_forward_the_lists_filter_to_managers_only(staff_client: Client, viewer_client: Client) -> None:
+    endpoint, _ = make_endpoint()
+    make_message(endpoint, invoice())
+    page = staff_client.get(f"/?endpoint={endpoint.pk}&event_type=invoice.*&json=data.object.amount%3E10").content
+    [href] = re.findall(r'id="route-these" href="([^"]+)"', page.decode())
+    path, _, query = html.unescape(href).partition("?")
+    assert path == f"/endpoints/{endpoint.pk}/destinations/new/"
+    assert parse_qs(query) == {"filter": ["event_type=invoice.*&json=data.object.amount>10"]}
+    form = staff_client.get(html.unescape(href)).content.decode()
+    assert 'value="event_type=invoice.*&amp;json=data.object.amount&gt;10"' in form
+    assert "Forward messages like these" not in staff_client.get("/?event_type=invoice.*").content.decode()
+    assert "Forward messages like these" not in viewer_client.get(f"/?endpoint={endpoint.pk}").content.decode()
+
+
+def test_it_lets_only_managers_pause_and_resume(viewer_client: Client, catcher: Catcher) -> None:
+    endpoint, _ = make_endpoint()
+    target = destination(endpoint, catcher.url)
+    assert csrf_post(viewer_client, f"/destinations/{target.pk}/pause/").status_code == 403
+    target.refresh_from_db()
+    assert not target.paused
