@@ -380,7 +380,10 @@ class Endpoint(models.Model):
 
     def failure_rate(self, since: datetime) -> tuple[int, int]:
         """(failed, finished) processing attempts since `since`."""
-        finished = self.attempts.filter(started_at__gte=since).exclude(status=AttemptStatus.RUNNING)
+        # Skipped, held and deferred attempts sent nothing: they are neither a success nor a failure.
+        finished = self.attempts.filter(
+            started_at__gte=since, status__in=[AttemptStatus.SUCCEEDED, AttemptStatus.FAILED]
+        )
         counts = finished.aggregate(
             total=models.Count("id"), failed=models.Count("id", filter=models.Q(status=AttemptStatus.FAILED))
         )

@@ -207,7 +207,9 @@ def _run_round(message: Message) -> tuple[str, datetime | None]:
         dues = [w.due for w in waits if w.due is not None]
         return POSTPONED, min(dues) if dues else None
     # Every target this round (now or in an earlier attempt) left it alone: nothing was done.
-    sent = message.processing_attempts.filter(replay=message.replays, status=AttemptStatus.SUCCEEDED).exists()
+    sent = AttemptStatus.SUCCEEDED in results or (
+        message.processing_attempts.filter(replay=message.replays, status=AttemptStatus.SUCCEEDED).exists()
+    )
     return (Status.PROCESSED if sent else Status.SKIPPED), None
 
 

@@ -197,7 +197,10 @@ def count_in_database(destination_id: int, index: int) -> int:
 def record_outcome(destination: Destination, ok: bool) -> None:
     """Count failed attempts in a row; pause the destination when they reach its threshold."""
     if ok:
-        Destination.objects.filter(pk=destination.pk, consecutive_failures__gt=0).update(consecutive_failures=0)
+        # Only when the row loaded for this round had failures: a success must not cost every
+        # forward a write (on SQLite, the database's one write lock, which the receiver needs).
+        if destination.consecutive_failures:
+            Destination.objects.filter(pk=destination.pk).update(consecutive_failures=0)
         return
     with transaction.atomic():
         Destination.objects.filter(pk=destination.pk).update(consecutive_failures=F("consecutive_failures") + 1)

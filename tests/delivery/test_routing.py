@@ -68,6 +68,7 @@ def test_it_sends_only_what_the_filter_keeps_and_records_the_rest_as_skipped(
         message.refresh_from_db()
         assert message.status == status, "a filtered-out message is not a failure"
     assert attempts_of(small) == [(only_big.target, "skipped")]
+    assert endpoint.failure_rate(timezone.now() - timedelta(hours=1)) == (0, 1), "skips are not attempts to send"
     page = staff_client.get(small.get_absolute_url()).content.decode()
     assert "Skipped by filter" in page or "skipped" in page
     assert "the destination&#x27;s filter does not match this message" in page
