@@ -25,6 +25,10 @@ from inbox.models import (
 class DestinationInline(admin.TabularInline[Destination, Endpoint]):
     model = Destination
     extra = 0
+    # Routing is edited on the dashboard's destination form, which validates a filter with the
+    # list's FilterSet and shows a signing secret once; here it is only shown.
+    readonly_fields = ["filter", "transform", "sign", "max_rate", "paused"]
+    fields = ["url", "enabled", "timeout_seconds", "forward_headers", *readonly_fields]
 
 
 @admin.register(Endpoint)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,52 @@ DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%
 STATUS_CHOICES = [
     (value, "Stored (nothing to do)" if value == Status.SKIPPED else label) for value, label in Status.choices
 ]
+
+
+# A `*`, `?` or `[` in the event type filter makes it a shell pattern (`invoice.*`); any
+# other value matches exactly, as it always did.
+GLOB_CHARS = frozenset("*?[")
+
+
+def event_type_regex(pattern: str) -> str:
+    """A shell pattern (`*`, `?`, `[seq]`, `[!seq]`, as fnmatch reads them) as a regular
+    expression that SQLite (Python's re, through Django's REGEXP) and PostgreSQL (`~`) read
+    the same way: `(?s)` lets `.` match a newline in both, `\\A`/`\\Z` anchor the whole value
+    in both, and every other ASCII punctuation mark is escaped (both read `\\.` as `.`)."""
+    out = ["(?s)\\A"]
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        i += 1
+        if char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[":
+            j = i + 1 if i < n and pattern[i] == "!" else i
+            j = j + 1 if j < n and pattern[j] == "]" else j  # a leading ] is a member
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")  # no closing bracket: a plain [
+                continue
+            members, i = pattern[i:j], j + 1
+            negate = members.startswith("!")
+            members = members.removeprefix("!")
+            escaped = "".join("\\" + c if c in "\\^[]" else c for c in members)
+            out.append("[" + ("^" if negate else "") + escaped + "]")
+        else:
+            out.append("\\" + char if char.isascii() and not char.isalnum() else char)
+    out.append("\\Z")
+    return "".join(out)
+
+
+def validate_event_type(value: str) -> None:
+    if GLOB_CHARS.intersection(value):
+        try:
+            re.compile(event_type_regex(value))
+        except re.error as exc:
+            raise ValidationError(f"Not a valid event type pattern: {exc.msg}.", code="pattern") from None
 
 
 class BoundedDateTimeField(forms.DateTimeField):
@@ -56,7 +103,9 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
         widget=forms.TextInput(attrs={"placeholder": "data.object.status = paid"}),
     )
     endpoint = django_filters.ModelChoiceFilter(queryset=Endpoint.objects.only("id", "name"), empty_label="Any")
-    event_type = django_filters.CharFilter(label="Event type", max_length=200)
+    event_type = django_filters.CharFilter(
+        method="event_type_match", label="Event type", max_length=200, validators=[validate_event_type]
+    )
     method = django_filters.ChoiceFilter(choices=[(m, m) for m in RECEIVER_METHODS], empty_label="Any")
     content_type = django_filters.CharFilter(
         lookup_expr="istartswith",
@@ -118,6 +167,13 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
     def json_path(self, queryset: MessageQuerySet, name: str, value: str) -> MessageQuerySet:
         return queryset.json_path(jsonpath.parse(value)) if value else queryset
 
+    def event_type_match(self, queryset: MessageQuerySet, name: str, value: str) -> MessageQuerySet:
+        if not value:
+            return queryset
+        if GLOB_CHARS.intersection(value):
+            return queryset.filter(event_type__regex=event_type_regex(value))
+        return queryset.filter(event_type=value)
+
 
 # Filters in the order a sentence names them, with the words for each.
 DESCRIBED = {
@@ -140,3 +196,59 @@ def describe_query(query: str) -> str | None:
     (an endpoint it names was deleted since)."""
     filterset = MessageFilter(QueryDict(query), queryset=Message.objects.none())
     return filterset.describe() if filterset.is_valid() else None
+
+
+# --- Destination filters (docs/architecture.md, "Routing") -----------------------------------
+# A destination's filter is the list's own query string: what staff filter on screen is
+# what the destination receives, evaluated by this same FilterSet (`matches`).
+PAGE_KEYS = ("before", "after")  # the list's page cursors: not part of a filter
+# These describe the inbox's handling of a message, not the message; while a destination
+# decides, the message is always pending and unread by then or not at random.
+NOT_FOR_ROUTING = {
+    "status": "status is the inbox's own processing state, not part of the message",
+    "read": "read is whether staff opened the message, not part of the message",
+}
+
+
+def clean_destination_filter(query: str, endpoint_id: int | None = None) -> str:
+    """The destination filter `query` in its stored form (empty values and page cursors
+    dropped), or ValidationError with every reason. Shared by the destination form, the
+    add_destination command and the API."""
+    data = QueryDict(query.strip().lstrip("?"), mutable=True)
+    for key in PAGE_KEYS:
+        data.pop(key, None)
+    for key in list(data):
+        if not any(v.strip() for v in data.getlist(key)):
+            del data[key]
+    problems = [f"unknown filter “{key}”" for key in data if key not in MessageFilter.base_filters]
+    problems += [reason for key, reason in NOT_FOR_ROUTING.items() if key in data]
+    if not problems:
+        filterset = MessageFilter(data, queryset=Message.objects.none())
+        if not filterset.is_valid():
+            problems += [f"{name}: {' '.join(errors)}" for name, errors in filterset.errors.items()]
+        else:
+            endpoint = filterset.form.cleaned_data.get("endpoint")
+            if endpoint is not None and endpoint_id is not None and endpoint.pk != endpoint_id:
+                problems.append(f"it names another endpoint (“{endpoint.name}”); it would never match")
+    if problems:
+        raise ValidationError("Not a usable filter: " + "; ".join(problems) + ".", code="filter")
+    # Kept readable (`event_type=invoice.*`): only what would break the query string is escaped.
+    return str(data.urlencode(safe="*?[]!~:/,<>()@$;'"))
+
+
+def matching(query: str, messages: MessageQuerySet) -> MessageQuerySet:
+    """The messages of `messages` that the filter `query` keeps, by the list's FilterSet;
+    ValueError when the filter is no longer valid (e.g. the rules tightened since)."""
+    if not query:
+        return messages
+    filterset = MessageFilter(QueryDict(query), queryset=messages)
+    if not filterset.is_valid():
+        raise ValueError("; ".join(f"{name}: {' '.join(errors)}" for name, errors in filterset.errors.items()))
+    result: MessageQuerySet = filterset.qs
+    return result
+
+
+def matches(query: str, message: Message) -> bool:
+    """Whether the filter keeps this message: one indexed query (the message by its key),
+    so the answer is the list's own, on SQLite and PostgreSQL alike."""
+    return not query or matching(query, Message.objects.filter(pk=message.pk)).exists()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 import re
@@ -10,6 +11,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import jmespath
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -17,6 +19,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
+from jmespath.exceptions import JMESPathError
 
 from inbox import audit
 from inbox.addresses import validate_destination_url
@@ -39,6 +42,38 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def validate_rate(value: str) -> None:
     if not RATE_RE.match(value):
         raise ValidationError("Enter a rate such as 120/m: a count, a slash, an optional number and one of s, m, h, d.")
+
+
+MAX_RATE_RE = re.compile(r"^[1-9][0-9]{0,6}/[smh]$")
+RATE_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def validate_max_rate(value: str) -> None:
+    if value and not MAX_RATE_RE.match(value):
+        raise ValidationError("Enter a rate such as 10/s, 100/m or 1000/h: a count, a slash and one of s, m, h.")
+
+
+def parse_max_rate(value: str) -> tuple[int, int] | None:
+    """(count, window in seconds) of a max rate ("100/m" -> (100, 60)); None for no limit."""
+    if not value or not MAX_RATE_RE.match(value):
+        return None
+    count, unit = value.split("/")
+    return int(count), RATE_UNITS[unit]
+
+
+def validate_transform(value: str) -> None:
+    """A JMESPath expression that compiles (the jmespath package runs no code: it only
+    reshapes JSON)."""
+    if not value.strip():
+        return
+    try:
+        jmespath.compile(value)
+    except JMESPathError as exc:
+        # The package's message spans lines and points with a caret: one line, with the column.
+        first = str(exc).strip().splitlines()[0].rstrip(":") if str(exc).strip() else exc.__class__.__name__
+        position = getattr(exc, "lex_position", None)
+        where = f" (at character {position + 1})" if isinstance(position, int) else ""
+        raise ValidationError(f"Not a JMESPath expression: {first}{where}.", code="transform") from None
 
 
 def validate_header_name(value: str) -> None:
@@ -345,7 +380,10 @@ class Endpoint(models.Model):
 
     def failure_rate(self, since: datetime) -> tuple[int, int]:
         """(failed, finished) processing attempts since `since`."""
-        finished = self.attempts.filter(started_at__gte=since).exclude(status=AttemptStatus.RUNNING)
+        # Skipped, held and deferred attempts sent nothing: they are neither a success nor a failure.
+        finished = self.attempts.filter(
+            started_at__gte=since, status__in=[AttemptStatus.SUCCEEDED, AttemptStatus.FAILED]
+        )
         counts = finished.aggregate(
             total=models.Count("id"), failed=models.Count("id", filter=models.Q(status=AttemptStatus.FAILED))
         )
@@ -422,6 +460,23 @@ class MessageQuerySet(models.QuerySet["Message"]):
             next_attempt_at=timezone.now(),
             lease_until=None,
         )
+
+    def held_for(self, destination: Destination) -> MessageQuerySet:
+        """Messages a paused destination holds: pending with no due time, a held attempt of
+        that destination in their current round. Oldest first, the order resuming sends them."""
+        return self.filter(
+            models.Exists(
+                Attempt.objects.filter(
+                    message=models.OuterRef("pk"),
+                    target=destination.target,
+                    status=AttemptStatus.HELD,
+                    replay=models.OuterRef("replays"),
+                )
+            ),
+            endpoint_id=destination.endpoint_id,
+            status=Status.PENDING,
+            next_attempt_at__isnull=True,
+        ).order_by("received_at", "id")
 
     def overdue(self, now: datetime, grace: timedelta) -> MessageQuerySet:
         """Pending messages whose wake-up should have run by now and that no worker holds:
@@ -579,6 +634,19 @@ class Message(models.Model):
         )
         return bool(updated)
 
+    def postpone(self, next_attempt_at: datetime | None) -> bool:
+        """Give back the attempt this worker claimed, unused: what was left to do waits for a
+        paused destination (next_attempt_at None: until it is resumed) or for its turn under a
+        destination's rate. Not a retry, so the attempt count goes back down. False when a
+        replay has since started a new round."""
+        updated = Message.objects.filter(pk=self.pk, attempts=self.attempts, replays=self.replays).update(
+            status=Status.PENDING, next_attempt_at=next_attempt_at, lease_until=None, attempts=models.F("attempts") - 1
+        )
+        if updated:
+            self.status, self.next_attempt_at, self.lease_until = Status.PENDING, next_attempt_at, None
+            self.attempts -= 1
+        return bool(updated)
+
 
 class RejectedAttempt(models.Model):
     """A refused delivery, as metadata only: never its body, never its secrets."""
@@ -617,6 +685,9 @@ class RejectedAttempt(models.Model):
 
 
 # --- Processing: destinations, attempts, bulk jobs -------------------------------------------
+SIGN_STANDARD = "standard"
+
+
 class Destination(models.Model):
     """A URL every accepted message of an endpoint is forwarded to."""
 
@@ -635,6 +706,52 @@ class Destination(models.Model):
         help_text="Original headers to pass on, comma-separated; * for all of them. Credentials, cookies "
         "and hop-by-hop headers are never passed on.",
     )
+    # --- Routing (docs/architecture.md, "Routing") ---------------------------------------
+    filter = models.TextField(
+        blank=True,
+        max_length=2000,
+        help_text="Only messages matching this message-list query string are sent, e.g. "
+        "event_type=invoice.*&json=data.object.amount>1000. Empty: every message.",
+    )
+    transform = models.TextField(
+        blank=True,
+        max_length=2000,
+        validators=[validate_transform],
+        help_text="A JMESPath expression over the JSON body; its result is sent as JSON. Empty: the original body.",
+    )
+    sign = models.CharField(
+        "Signature",
+        max_length=20,
+        blank=True,
+        choices=[("", "None"), (SIGN_STANDARD, "Standard Webhooks (webhook-id, -timestamp, -signature)")],
+    )
+    signing_secret_encrypted = models.TextField(blank=True, editable=False)
+    previous_signing_secret_encrypted = models.TextField(blank=True, editable=False)
+    previous_signing_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    max_rate = models.CharField(
+        "Maximum rate",
+        max_length=20,
+        blank=True,
+        validators=[validate_max_rate],
+        help_text="At most this many forwards, across every worker: 10/s, 100/m, 1000/h. Over it a forward "
+        "waits for its turn, it does not fail. Empty: no limit.",
+    )
+    paused = models.BooleanField(
+        default=False, help_text="A paused destination holds its messages; resuming sends them, oldest first."
+    )
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paused_reason = models.CharField(max_length=200, blank=True, editable=False)
+    breaker_threshold = models.PositiveSmallIntegerField(
+        "Pause after failures",
+        default=20,
+        validators=[MaxValueValidator(1000)],
+        help_text="Pause this destination after this many failed attempts in a row; 0 never pauses it.",
+    )
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    # The database's rate counter (inbox/delivery/routing.py): the current window and how
+    # many forwards took a turn in it. Written by conditional UPDATEs only, never by save().
+    rate_window = models.BigIntegerField(null=True, blank=True, editable=False)
+    rate_count = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -642,6 +759,37 @@ class Destination(models.Model):
 
     def __str__(self) -> str:
         return self.display_url
+
+    # --- Signing --------------------------------------------------------------------------
+    def set_signing_secret(self) -> str:
+        """A new whsec_ secret (32 random bytes), stored encrypted; returned to be shown once."""
+        value = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        self.signing_secret_encrypted = encrypt(value)
+        return value
+
+    def rotate_signing_secret(self, grace: timedelta = timedelta(hours=24)) -> str:
+        """Replace the signing secret; the previous one signs too (a second signature in
+        the header) until the grace period ends. Saves; returns the new secret."""
+        previous = self.signing_secret_encrypted
+        value = self.set_signing_secret()
+        self.previous_signing_secret_encrypted = previous if grace > timedelta(0) else ""
+        self.previous_signing_expires_at = timezone.now() + grace if grace > timedelta(0) else None
+        self.save(
+            update_fields=[
+                "signing_secret_encrypted",
+                "previous_signing_secret_encrypted",
+                "previous_signing_expires_at",
+            ]
+        )
+        return value
+
+    def signing_secrets(self, now: datetime | None = None) -> list[str]:
+        """The secrets to sign with: the current one, and the previous one in its grace period."""
+        found = [decrypt(self.signing_secret_encrypted)] if self.signing_secret_encrypted else []
+        expires = self.previous_signing_expires_at
+        if self.previous_signing_secret_encrypted and expires is not None and expires > (now or timezone.now()):
+            found.append(decrypt(self.previous_signing_secret_encrypted))
+        return [s for s in found if s]
 
     @property
     def target(self) -> str:
@@ -668,6 +816,10 @@ class AttemptStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    # Routing (inbox/delivery/routing.py): none of these is a failure or uses up a retry.
+    SKIPPED = "skipped", "Skipped by filter"
+    HELD = "held", "Held (destination paused)"
+    DEFERRED = "deferred", "Rescheduled (rate limit)"
 
 
 class Attempt(models.Model):
@@ -791,6 +943,9 @@ class AuditAction(models.TextChoices):
     DESTINATION_ADDED = "destination.added", "Destination added"
     DESTINATION_CHANGED = "destination.changed", "Destination changed"
     DESTINATION_DELETED = "destination.deleted", "Destination deleted"
+    DESTINATION_PAUSED = "destination.paused", "Destination paused"
+    DESTINATION_RESUMED = "destination.resumed", "Destination resumed"
+    DESTINATION_ROTATED = "destination.rotated", "Signing secret rotated"
     MESSAGES_DELETED = "messages.deleted", "Messages deleted"
     MESSAGES_REPLAYED = "messages.replayed", "Messages replayed"
     MESSAGES_MARKED = "messages.marked", "Messages marked"

@@ -31,4 +31,7 @@ urlpatterns = [
     path("endpoints/<int:pk>/destinations/new/", views.destination_create, name="destination-create"),
     path("destinations/<int:pk>/edit/", views.destination_edit, name="destination-edit"),
     path("destinations/<int:pk>/delete/", views.destination_delete, name="destination-delete"),
+    path("destinations/<int:pk>/rotate/", views.destination_rotate, name="destination-rotate"),
+    path("destinations/<int:pk>/pause/", views.destination_pause, name="destination-pause"),
+    path("destinations/<int:pk>/resume/", views.destination_resume, name="destination-resume"),
 ]

@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 
+from inbox.filters import clean_destination_filter
 from inbox.models import Destination, Endpoint, validate_header_name, validate_methods
 from inbox.verification import DIGESTS, HMAC_OPTION_DEFAULTS, PRESETS, Preset
 
@@ -319,10 +320,62 @@ class RotateForm(FocusFirstError, forms.Form):
 
 
 class DestinationForm(FocusFirstError, forms.ModelForm[Destination]):
+    """A destination: where, which messages (the list's filter), in what shape (a JMESPath
+    transform), signed or not, how fast. The same validation as the add_destination command
+    and the API: the model's field validators and inbox.filters.clean_destination_filter."""
+
+    preview_message = forms.TypedChoiceField(
+        label="Preview on message",
+        coerce=int,
+        required=False,
+        empty_value=None,
+        help_text="A stored message of this endpoint to show the transform's result on.",
+    )
+
     class Meta:
         model = Destination
-        fields = ["url", "enabled", "timeout_seconds", "forward_headers"]
-        widgets = {"url": forms.URLInput(attrs={"placeholder": "https://staging.example.com/webhooks/stripe"})}
+        fields = [
+            "url",
+            "enabled",
+            "paused",
+            "filter",
+            "transform",
+            "preview_message",
+            "sign",
+            "max_rate",
+            "breaker_threshold",
+            "timeout_seconds",
+            "forward_headers",
+        ]
+        widgets = {
+            "url": forms.URLInput(attrs={"placeholder": "https://staging.example.com/webhooks/stripe"}),
+            "filter": forms.TextInput(attrs={"placeholder": "event_type=invoice.*&json=data.object.amount>1000"}),
+            "transform": forms.Textarea(attrs={"rows": 2, "placeholder": "{id: id, amount: data.object.amount}"}),
+            "max_rate": forms.TextInput(attrs={"placeholder": "10/s"}),
+        }
+        labels = {"paused": "Paused (hold messages until resumed)"}
+
+    def __init__(self, *args: Any, recent: list[tuple[int, str]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        preview = self.fields["preview_message"]
+        assert isinstance(preview, forms.ChoiceField)  # declared above
+        preview.choices = [("", "The newest JSON message"), *(recent or [])]
+        # Left empty (or by a client that predates it): keep what it was, 20 for a new one.
+        self.fields["breaker_threshold"].required = False
+        if self.instance.pk:
+            # Pausing and resuming have buttons of their own: resuming sends what was held.
+            del self.fields["paused"]
+
+    def clean_filter(self) -> str:
+        return clean_destination_filter(self.cleaned_data["filter"], self.instance.endpoint_id)
+
+    def clean_breaker_threshold(self) -> int:
+        value: int | None = self.cleaned_data.get("breaker_threshold")
+        return self.instance.breaker_threshold if value is None else value
+
+    def clean_transform(self) -> str:
+        value: str = self.cleaned_data["transform"]
+        return value.strip()
 
     def clean_forward_headers(self) -> str:
         value: str = self.cleaned_data["forward_headers"]
@@ -331,3 +384,13 @@ class DestinationForm(FocusFirstError, forms.ModelForm[Destination]):
             if name != "*":
                 validate_header_name(name)
         return ", ".join(names)
+
+
+class DestinationRotateForm(forms.Form):
+    grace = forms.TypedChoiceField(
+        label="Keep signing with the current secret for",
+        coerce=int,
+        choices=[(0, "No time: stop at once"), (1, "1 hour"), (24, "24 hours"), (72, "3 days")],
+        initial=24,
+        help_text="Both signatures are sent meanwhile, so the destination can switch secrets without a gap.",
+    )

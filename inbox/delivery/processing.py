@@ -7,7 +7,10 @@ inbox/delivery/queue.py. The message row carries the state
 1. claim the message with a conditional UPDATE (one worker wins; duplicates do nothing);
 2. run every target that has not succeeded in this round, one Attempt row each;
 3. all succeeded: processed. Otherwise retry after an exponential, jittered delay, or
-   mark it failed when the endpoint's retries are spent.
+   mark it failed when the endpoint's retries are spent. A destination's routing
+   (inbox/delivery/routing.py) may skip a message (its filter), hold it (paused) or
+   defer it (its max rate): none of these is a failure, and a round that only waits gives
+   its attempt back (`Message.postpone`).
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from inbox.delivery import forwarding, handlers, queue
-from inbox.models import Attempt, AttemptStatus, Destination, Endpoint, Message, Status
+from inbox.delivery import forwarding, handlers, queue, routing
+from inbox.delivery.work import has_work
+from inbox.models import Attempt, AttemptStatus, Destination, Message, Status
 
 logger = logging.getLogger("inbox.processing")
 
@@ -33,6 +37,8 @@ SIGNAL_TARGET = "signal:message_received"
 # attempts that never finished (a worker killed mid-attempt is not the message's fault).
 CRASH_ALLOWANCE = 3
 MESSAGE_ID_HEADER = "X-Webhook-Inbox-Message-Id"
+POSTPONED = "postponed"
+__all__ = ["has_work", "process", "recover", "retry_delay", "targets_for"]
 
 
 def retry_delay(retry: int, rng: random.Random | None = None) -> timedelta:
@@ -53,17 +59,40 @@ class Target:
     key: str
     label: str
     run: Callable[[Message], forwarding.Outcome]
+    destination: Destination | None = None
+
+
+def forward_request(destination: Destination, message: Message) -> tuple[bytes, dict[str, str]]:
+    """The body and headers a destination is sent for a message: transformed and signed as
+    the destination says. RoutingError when that cannot be done for this message."""
+    headers = forwarding.outbound_headers(
+        message.headers, destination.forward_headers, message.endpoint.redacted_header_names()
+    )
+    body = message.body
+    content_type = message.content_type
+    if destination.transform:
+        body = routing.transformed(destination.transform, message)
+        content_type = "application/json"
+    own = {"Content-Type", MESSAGE_ID_HEADER, routing.VERIFIED_HEADER}
+    if destination.sign:
+        own.update(routing.SIGNATURE_HEADERS)
+    headers = routing.without(headers, own)
+    if content_type:
+        headers["Content-Type"] = content_type
+    headers[MESSAGE_ID_HEADER] = str(message.pk)
+    headers[routing.VERIFIED_HEADER] = routing.verified_by(message)
+    if destination.sign:
+        headers.update(routing.signature_headers(destination, message, body))
+    return body, headers
 
 
 def _forward(destination: Destination) -> Callable[[Message], forwarding.Outcome]:
     def run(message: Message) -> forwarding.Outcome:
-        headers = forwarding.outbound_headers(
-            message.headers, destination.forward_headers, message.endpoint.redacted_header_names()
-        )
-        if message.content_type:
-            headers["Content-Type"] = message.content_type
-        headers[MESSAGE_ID_HEADER] = str(message.pk)
-        return forwarding.post(destination.url, message.body, headers, destination.timeout_seconds)
+        try:
+            body, headers = forward_request(destination, message)
+        except routing.RoutingError as exc:
+            return forwarding.Outcome(ok=False, error=str(exc))
+        return forwarding.post(destination.url, body, headers, destination.timeout_seconds)
 
     return run
 
@@ -96,21 +125,12 @@ def _ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-def has_work(endpoint: Endpoint, event_type: str) -> bool:
-    """Whether a message of this event type has anything to be processed by: only then
-    is a task enqueued for it (each enqueue is one more row written)."""
-    return bool(
-        endpoint.active_destinations
-        or handlers.handlers_for(endpoint.name, event_type)
-        or handlers.message_received.has_listeners(Message)
-    )
-
-
 def targets_for(message: Message) -> list[Target]:
     """Everything that should run for this message, in a stable order."""
     endpoint = message.endpoint
     found = [
-        Target(d.target, f"Forward to {d.display_url}", _forward(d)) for d in endpoint.destinations.filter(enabled=True)
+        Target(d.target, f"Forward to {d.display_url}", _forward(d), d)
+        for d in endpoint.destinations.filter(enabled=True)
     ]
     found += [
         Target(f"handler:{h.name}", f"Handler {h.name}", _call(h.func))
@@ -138,13 +158,19 @@ def process(message_id: int, now: datetime | None = None) -> str:
         logger.error("message failed id=%s: %s attempts never finished", message.pk, message.attempts)
         return Status.FAILED
     try:
-        outcome = _run_round(message)
+        outcome, due = _run_round(message)
     except Exception:
         # A bug, a deleted message, a database hiccup: this attempt failed, and the
         # message goes on to its retry or to failed like any other failure, never
         # staying claimed for the recovery sweep to hand out again and again.
         logger.exception("processing attempt crashed id=%s", message.pk)
-        outcome = Status.FAILED
+        outcome, due = Status.FAILED, None
+    if outcome == POSTPONED:
+        # Only waiting (a paused destination, a rate's next turn): not a retry.
+        if message.postpone(due) and due is not None:
+            queue.wake(message.pk, run_after=due)
+        logger.info("message postponed id=%s until=%s", message.pk, due or "resumed")
+        return "held" if due is None else "rescheduled"
     if outcome in (Status.SKIPPED, Status.PROCESSED):
         message.finish(outcome)
         logger.info("message %s id=%s attempt=%s", outcome, message.pk, message.attempts)
@@ -162,21 +188,40 @@ def process(message_id: int, now: datetime | None = None) -> str:
     return Status.FAILED
 
 
-def _run_round(message: Message) -> str:
-    """Run every target that has not succeeded in this round: skipped, processed or failed."""
-    succeeded = set(
-        message.processing_attempts.filter(replay=message.replays, status=AttemptStatus.SUCCEEDED).values_list(
-            "target", flat=True
-        )
+def _run_round(message: Message) -> tuple[str, datetime | None]:
+    """Run every target that has not succeeded in this round: skipped, processed, failed,
+    or postponed (with the time to come back, None to wait for a resume)."""
+    done = set(
+        message.processing_attempts.filter(
+            replay=message.replays, status__in=[AttemptStatus.SUCCEEDED, AttemptStatus.SKIPPED]
+        ).values_list("target", flat=True)
     )
-    targets = [t for t in targets_for(message) if t.key not in succeeded]
-    if not targets and not succeeded:
-        return Status.SKIPPED
-    failed = [t for t in targets if not _attempt(message, t).ok]
-    return Status.FAILED if failed else Status.PROCESSED
+    targets = [t for t in targets_for(message) if t.key not in done]
+    if not targets and not done:
+        return Status.SKIPPED, None
+    results = [_attempt(message, t) for t in targets]
+    if AttemptStatus.FAILED in results:
+        return Status.FAILED, None
+    waits = [r for r in results if isinstance(r, routing.Decision) and r.status != AttemptStatus.SKIPPED]
+    if waits:
+        dues = [w.due for w in waits if w.due is not None]
+        return POSTPONED, min(dues) if dues else None
+    # Every target this round (now or in an earlier attempt) left it alone: nothing was done.
+    sent = AttemptStatus.SUCCEEDED in results or (
+        message.processing_attempts.filter(replay=message.replays, status=AttemptStatus.SUCCEEDED).exists()
+    )
+    return (Status.PROCESSED if sent else Status.SKIPPED), None
 
 
-def _attempt(message: Message, target: Target) -> forwarding.Outcome:
+def _attempt(message: Message, target: Target) -> str | routing.Decision:
+    """One target's attempt: its status, or the routing decision that stopped it."""
+    decision: routing.Decision | None = None
+    error = ""
+    if target.destination is not None:
+        try:
+            decision = routing.decide(target.destination, message)
+        except routing.RoutingError as exc:
+            error = str(exc)
     attempt = Attempt.objects.create(
         message=message,
         endpoint_id=message.endpoint_id,
@@ -185,6 +230,10 @@ def _attempt(message: Message, target: Target) -> forwarding.Outcome:
         target=target.key,
         label=target.label[:500],
     )
+    if decision is not None or error:
+        status = decision.status if decision is not None else AttemptStatus.FAILED
+        Attempt.objects.filter(pk=attempt.pk).update(status=status, error=decision.note if decision else error)
+        return decision if decision is not None else AttemptStatus.FAILED
     outcome = target.run(message)
     # An UPDATE, not save(): when the message was deleted meanwhile (a purge, staff), its
     # attempts went with it and there is nothing left to record.
@@ -195,7 +244,9 @@ def _attempt(message: Message, target: Target) -> forwarding.Outcome:
         response_excerpt=forwarding.printable(outcome.excerpt),
         error=forwarding.printable(outcome.error[:20000]),
     )
-    return outcome
+    if target.destination is not None:
+        routing.record_outcome(target.destination, outcome.ok)
+    return AttemptStatus.SUCCEEDED if outcome.ok else AttemptStatus.FAILED
 
 
 def recover(now: datetime | None = None, limit: int = 1000) -> tuple[int, int]:

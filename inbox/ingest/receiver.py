@@ -23,8 +23,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
 from inbox import stats
-from inbox.delivery.processing import has_work
 from inbox.delivery.queue import enqueue_processing
+from inbox.delivery.work import has_work
 from inbox.ingest.body import parse_json, preview_of, stored_headers
 from inbox.ingest.endpoints import endpoint_for_slug
 from inbox.ingest.store import store

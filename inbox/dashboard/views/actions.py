@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,9 +14,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inbox.dashboard.forms import DestinationForm
+from inbox.dashboard.forms import DestinationForm, DestinationRotateForm
 from inbox.dashboard.views.common import (
     HtmxHttpRequest,
     filtered_messages,
@@ -24,8 +29,10 @@ from inbox.dashboard.views.common import (
 )
 from inbox.dashboard.views.messages import pick_two
 from inbox.delivery.bulk import BULK_ACTIONS, in_batches
-from inbox.delivery.processing import has_work
 from inbox.delivery.queue import enqueue_processing
+from inbox.delivery.routing import RoutingError, dry_run, pause, resume
+from inbox.delivery.routing import preview as routing_preview
+from inbox.delivery.work import has_work
 from inbox.filters import describe_query
 from inbox.models import (
     BULK_PAST,
@@ -34,10 +41,12 @@ from inbox.models import (
     BulkAction,
     BulkJob,
     Destination,
+    Endpoint,
     Message,
     MessageQuerySet,
 )
 from inbox.permissions import needs
+from inbox.secrets import decrypt, encrypt
 from inbox.tasks import run_bulk_job
 
 logger = logging.getLogger("inbox.views")
@@ -47,18 +56,25 @@ MAX_SELECTION = 500
 
 
 # --- Destinations -----------------------------------------------------------------------------
+# A new signing secret crosses the redirect after a save or a rotation in the session,
+# encrypted, and is shown once by the destination's page (as endpoint secrets are, in
+# inbox/dashboard/views/endpoints.py).
+SHOWN_SIGNING_SECRET_KEY = "inbox.shown_signing_secret"
+SHOWN_SECRET_SECONDS = 600
+RECENT_FOR_PREVIEW = 20
+
+
 @staff_required
 @require_http_methods(["GET", "POST"])
 @needs("inbox.change_endpoint")
 def destination_create(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
-    form = DestinationForm(request.POST or None, instance=Destination(endpoint=endpoint))
-    if request.method == "POST" and form.is_valid():
-        destination = form.save()
-        django_messages.success(request, f"Messages are now forwarded to {destination.display_url}.")
-        AuditEntry.record(request.user, AuditAction.DESTINATION_ADDED, destination.display_url, endpoint)
-        return redirect(endpoint)
-    return render(request, "inbox/destination_form.html", {"form": form, "endpoint": endpoint})
+    # "Forward messages like these" on the list links here with the list's filter.
+    initial = {"filter": request.GET.get("filter", "")[:2000]}
+    form = DestinationForm(
+        request.POST or None, instance=Destination(endpoint=endpoint), initial=initial, recent=_recent(endpoint)
+    )
+    return _destination_form(request, form, endpoint, None)
 
 
 @staff_required
@@ -66,20 +82,170 @@ def destination_create(request: HttpRequest, pk: int) -> HttpResponse:
 @needs("inbox.change_endpoint")
 def destination_edit(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(Destination.objects.select_related("endpoint"), pk=pk)
-    form = DestinationForm(request.POST or None, instance=destination)
+    endpoint = destination.endpoint
+    form = DestinationForm(request.POST or None, instance=destination, recent=_recent(endpoint))
+    return _destination_form(request, form, endpoint, destination)
+
+
+def _destination_form(
+    request: HttpRequest, form: DestinationForm, endpoint: Endpoint, destination: Destination | None
+) -> HttpResponse:
+    """The destination form's three buttons: save, a dry run of the filter, a preview of the
+    transform. The last two save nothing and report only on the field they try."""
+    action = request.POST.get("_action", "save")
+    context: dict[str, Any] = {"form": form, "endpoint": endpoint, "destination": destination}
+    if request.method == "POST" and action in ("dry_run", "preview"):
+        form.is_valid()
+        field = "filter" if action == "dry_run" else "transform"
+        _only_errors_of(form, field, "preview_message")
+        if field not in form.errors:
+            if action == "dry_run":
+                context["dry_run"] = dry_run(form.cleaned_data["filter"], endpoint)
+            else:
+                context["preview"] = _preview(
+                    endpoint, form.cleaned_data["transform"], form.cleaned_data.get("preview_message")
+                )
+        return render(request, "inbox/destination_form.html", context)
     if request.method == "POST" and form.is_valid():
-        form.save()
-        django_messages.success(request, "Destination saved.")
-        AuditEntry.record(
-            request.user,
-            AuditAction.DESTINATION_CHANGED,
-            destination.display_url,
-            destination.endpoint,
-            changed=sorted(form.changed_data),
-        )
-        return redirect(destination.endpoint)
-    context = {"form": form, "endpoint": destination.endpoint, "destination": destination}
-    return render(request, "inbox/destination_form.html", context)
+        new = destination is None
+        saved = form.save(commit=False)
+        secret = ""
+        if saved.sign and not saved.signing_secret_encrypted:
+            secret = saved.set_signing_secret()
+        elif not saved.sign:
+            saved.signing_secret_encrypted = saved.previous_signing_secret_encrypted = ""
+            saved.previous_signing_expires_at = None
+        if new and saved.paused:
+            saved.paused_at, saved.paused_reason = timezone.now(), "paused when created"
+        saved.save()
+        if new:
+            django_messages.success(request, f"Messages are now forwarded to {saved.display_url}.")
+            AuditEntry.record(request.user, AuditAction.DESTINATION_ADDED, saved.display_url, endpoint)
+        else:
+            django_messages.success(request, "Destination saved.")
+            AuditEntry.record(
+                request.user,
+                AuditAction.DESTINATION_CHANGED,
+                saved.display_url,
+                endpoint,
+                changed=sorted(set(form.changed_data) - {"preview_message"}),
+            )
+        if secret:
+            _remember_signing_secret(request, saved, secret)
+            return redirect("inbox:destination-edit", saved.pk)
+        return redirect(endpoint)
+    if destination is not None:
+        context["signing_secret"] = _pop_signing_secret(request, destination)
+        context["rotate_form"] = DestinationRotateForm()
+        context["held"] = Message.objects.held_for(destination).count_upto(CONFIRM_COUNT_CAP)
+    response = render(request, "inbox/destination_form.html", context)
+    if context.get("signing_secret"):
+        add_never_cache_headers(response)
+        response["Cache-Control"] += ", no-store"
+    return response
+
+
+def _only_errors_of(form: DestinationForm, *names: str) -> None:
+    """Keep the errors of the fields a dry run or preview tries: a URL not typed yet is no
+    reason to refuse to try a filter."""
+    for name in list(form.errors):
+        if name not in names:
+            del form.errors[name]
+            if name in form.fields:
+                form.fields[name].widget.attrs.pop("autofocus", None)
+
+
+def _recent(endpoint: Endpoint) -> list[tuple[int, str]]:
+    rows = endpoint.messages.newest_first().filter(json__isnull=False).values_list("pk", "event_type", "received_at")
+    return [
+        (pk, f"#{pk} {event or '(no event type)'} · {timezone.localtime(at):%Y-%m-%d %H:%M}")
+        for pk, event, at in rows[:RECENT_FOR_PREVIEW]
+    ]
+
+
+def _preview(endpoint: Endpoint, expression: str, message_id: int | None) -> dict[str, Any]:
+    messages = endpoint.messages.filter(json__isnull=False).newest_first()
+    message = messages.filter(pk=message_id).first() if message_id else messages.first()
+    if message is None:
+        return {"error": "This endpoint has no stored JSON message to preview on yet."}
+    if not expression:
+        return {"message": message, "error": "No transform: the original body is sent as it arrived."}
+    try:
+        return {"message": message, "body": routing_preview(expression, message)}
+    except RoutingError as exc:
+        return {"message": message, "error": str(exc)}
+
+
+def _remember_signing_secret(request: HttpRequest, destination: Destination, secret: str) -> None:
+    payload = json.dumps({"destination": destination.pk, "at": time.time(), "secret": secret})
+    request.session[SHOWN_SIGNING_SECRET_KEY] = encrypt(payload)
+
+
+def _pop_signing_secret(request: HttpRequest, destination: Destination) -> str:
+    stored = request.session.get(SHOWN_SIGNING_SECRET_KEY)
+    if not stored:
+        return ""
+    try:
+        payload = json.loads(decrypt(stored))
+    except ValueError:  # a rotated-away key or a damaged session: nothing to show
+        logger.warning("a signing secret kept for display could not be read; dropped")
+        del request.session[SHOWN_SIGNING_SECRET_KEY]
+        return ""
+    if payload.get("destination") != destination.pk:
+        return ""
+    del request.session[SHOWN_SIGNING_SECRET_KEY]
+    if time.time() - float(payload.get("at", 0)) > SHOWN_SECRET_SECONDS:
+        return ""
+    return str(payload.get("secret", ""))
+
+
+@staff_required
+@require_POST
+@needs("inbox.change_endpoint")
+def destination_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+    destination = get_object_or_404(Destination.objects.select_related("endpoint"), pk=pk)
+    form = DestinationRotateForm(request.POST)
+    if not destination.sign or not form.is_valid():
+        django_messages.error(request, "This destination does not sign; there is no secret to rotate.")
+        return redirect("inbox:destination-edit", destination.pk)
+    grace = timedelta(hours=form.cleaned_data["grace"])
+    secret = destination.rotate_signing_secret(grace)
+    AuditEntry.record(
+        request.user,
+        AuditAction.DESTINATION_ROTATED,
+        destination.display_url,
+        destination.endpoint,
+        grace_hours=form.cleaned_data["grace"],
+    )
+    _remember_signing_secret(request, destination, secret)
+    django_messages.success(
+        request,
+        f"New signing secret. The previous one also signs for {form.cleaned_data['grace']} more hours."
+        if grace
+        else "New signing secret; the previous one no longer signs.",
+    )
+    return redirect("inbox:destination-edit", destination.pk)
+
+
+@staff_required
+@require_POST
+@needs("inbox.change_endpoint")
+def destination_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    destination = get_object_or_404(Destination.objects.select_related("endpoint"), pk=pk)
+    if pause(destination, request.user, f"paused by {request.user.get_username()}"):
+        django_messages.success(request, f"Paused {destination.display_url}: its messages wait until you resume it.")
+    return redirect(destination.endpoint)
+
+
+@staff_required
+@require_POST
+@needs("inbox.change_endpoint")
+def destination_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    destination = get_object_or_404(Destination.objects.select_related("endpoint"), pk=pk)
+    woken = resume(destination, request.user)
+    held = f"{woken} held message{'s' if woken != 1 else ''} {'are' if woken != 1 else 'is'} being sent, oldest first"
+    django_messages.success(request, f"Resumed {destination.display_url}: {held}.")
+    return redirect(destination.endpoint)
 
 
 @staff_required

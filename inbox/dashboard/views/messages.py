@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from django.contrib import messages as django_messages
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from inbox.dashboard.viewer import CURL_INLINE_LIMIT, body_view, compare, curl_body_file, curl_command, json_tree
 from inbox.dashboard.views.common import HtmxHttpRequest, filtered_messages, parse_ids, query_without, staff_required
+from inbox.filters import MessageFilter, clean_destination_filter
 from inbox.models import AuditAction, AuditEntry, Message
 from inbox.permissions import needs
 
@@ -67,9 +70,27 @@ def message_list(request: HtmxHttpRequest) -> HttpResponse:
     # Filters besides the search box sit behind "Filters (n)"; an htmx answer updates n
     # out of band, since the form itself is not swapped.
     context["active_filters"] = filterset.active_filters()
+    context["route_url"] = _route_url(request, filterset)
     context["filter_count_oob"] = partial
     template = "inbox/message_list.html#results" if partial else "inbox/message_list.html"
     return render(request, template, context)
+
+
+def _route_url(request: HttpRequest, filterset: MessageFilter) -> str:
+    """ "Forward messages like these": the destination form of the endpoint the list is
+    filtered on, carrying the rest of the list's filter (empty when there is no one endpoint)."""
+    if not filterset.is_valid() or not request.user.has_perm("inbox.change_endpoint"):
+        return ""
+    endpoint = filterset.form.cleaned_data.get("endpoint")
+    if endpoint is None:
+        return ""
+    query = query_without(request, "before", "after", "endpoint")
+    # In its readable stored form; a filter that cannot route (status=failed) goes as it is,
+    # for the form to say why.
+    with contextlib.suppress(ValidationError):
+        query = clean_destination_filter(query, endpoint.pk)
+    url = reverse("inbox:destination-create", args=[endpoint.pk])
+    return url + ("?" + urlencode({"filter": query}) if query else "")
 
 
 @staff_required
