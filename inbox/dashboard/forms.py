@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 
-from inbox.models import Destination, Endpoint, validate_header_name, validate_methods
+from inbox.models import ApiScope, Destination, Endpoint, validate_header_name, validate_methods
 from inbox.verification import DIGESTS, HMAC_OPTION_DEFAULTS, PRESETS, Preset
 
 HMAC_FIELDS = ("header", "digest", "encoding", "prefix", "template", "timestamp_header", "tolerance")
@@ -331,3 +331,14 @@ class DestinationForm(FocusFirstError, forms.ModelForm[Destination]):
             if name != "*":
                 validate_header_name(name)
         return ", ".join(names)
+
+
+class ApiTokenForm(FocusFirstError, forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses it, e.g. “deploy script” or “laptop listen”.")
+    scope = forms.ChoiceField(
+        choices=ApiScope.choices,
+        initial=ApiScope.READ,
+        widget=forms.RadioSelect,
+        help_text="Read is enough for `listen` and for reading messages. Either way the token can do no more "
+        "than your account may.",
+    )
