@@ -141,6 +141,7 @@ class EndpointSerializer(serializers.ModelSerializer[Endpoint]):
             raise serializers.ValidationError(errors)
         # Everything the model checks (unique name, rates, methods, sizes) as the form does.
         candidate = Endpoint(**{**self._stored(), **{k: v for k, v in attrs.items() if k in ENDPOINT_FIELDS}})
+        candidate._state.adding = instance is None  # an edit is unique against the others, not itself
         try:
             candidate.full_clean(exclude=["slug", "token_digest", "secret_encrypted", "basic_username"])
         except DjangoValidationError as exc:
