@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
@@ -20,6 +20,8 @@ app_name = "api"
 urlpatterns = [
     path("v1/listen.py", views.listen_script, name="listen-script"),
     path("v1/", include(router.urls)),
+    # Anything else under /api/ is a JSON 404, not the dashboard's page.
+    re_path(r"^v1/", views.not_found),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI from drf-spectacular-sidecar's files, served here (no CDN), its init script
     # a request of its own so that the page keeps the strict CSP (templates/api/).

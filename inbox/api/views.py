@@ -14,8 +14,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Max
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -410,3 +411,9 @@ def listen_script(request: Request) -> HttpResponse:
     response = HttpResponse(_client_source(), content_type="text/x-python; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="listen.py"'
     return response
+
+
+@csrf_exempt  # whatever the method, it changes nothing: answer 404, not the CSRF page
+def not_found(request: HttpRequest) -> JsonResponse:
+    """A URL under /api/v1/ that names no resource (or an id that is not a number)."""
+    return JsonResponse({"detail": "Not found."}, status=404)
