@@ -7,11 +7,14 @@ On PostgreSQL too: DATABASE_URL=postgres://... pytest tests/api/test_fuzz_api.py
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from django.test.utils import override_settings
 from hypothesis import HealthCheck, settings
 
@@ -22,7 +25,18 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_app
 
 
 @pytest.fixture
-def token(staff: Any) -> str:
+def in_test_transaction() -> Iterator[None]:
+    # What Django's test client does: a request must not close the database connection the
+    # test's transaction lives on (it would on PostgreSQL, with CONN_MAX_AGE).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def token(staff: Any, in_test_transaction: None) -> str:
     # Something to find, change and delete: an endpoint (id 1 on a fresh sequence, which the
     # generator tries often), its messages, a destination.
     endpoint, _ = make_endpoint("shop")

@@ -170,9 +170,9 @@ def test_listen_delivers_live_catches_up_after_a_restart_in_order_and_never_twic
     app.status = 500
     again = Listener(inbox, app.url)
     try:
-        requests = app.wait_for(4)
+        app.wait_for(4)
         inbox.deliver({"type": "order.paid", "n": 5})
-        requests = app.wait_for(5)
+        app.wait_for(5)
         threading.Event().wait(1.5)  # time for a repeat to show up, if there were one
     finally:
         again.stop()
@@ -192,8 +192,18 @@ def test_a_listener_with_a_revoked_or_wrong_token_stops_with_a_clear_error(inbox
     script = inbox.tmp / "listen.py"
     script.write_bytes(get(inbox.port, "/api/v1/listen.py")[2])
     result = subprocess.run(  # noqa: S603 - the downloaded client
-        [client_python(), str(script), "--server", f"http://{HOST}:{inbox.port}", "--token", "whi_wrong"]
-        + ["--endpoint", "shop", "--to", "http://127.0.0.1:9/"],
+        [
+            client_python(),
+            str(script),
+            "--server",
+            f"http://{HOST}:{inbox.port}",
+            "--token",
+            "whi_wrong",
+            "--endpoint",
+            "shop",
+            "--to",
+            "http://127.0.0.1:9/",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

@@ -172,7 +172,7 @@ def test_it_pages_with_limit_and_an_opaque_next_url_and_never_counts(manager_api
     endpoint, _ = make_endpoint()
     made = [make_message(endpoint).pk for _ in range(5)]
     seen: list[int] = []
-    url: str | None = "/api/v1/messages/?limit=2&endpoint=%d" % endpoint.pk
+    url: str | None = f"/api/v1/messages/?limit=2&endpoint={endpoint.pk}"
     pages = 0
     with CaptureQueriesContext(connection) as queries:
         while url:
@@ -183,8 +183,7 @@ def test_it_pages_with_limit_and_an_opaque_next_url_and_never_counts(manager_api
     assert seen == sorted(made, reverse=True)
     assert pages == 3
     assert (
-        "endpoint=%d" % endpoint.pk
-        in manager_api.get("/api/v1/messages/?limit=2&endpoint=%d" % endpoint.pk).json()["next"]
+        f"endpoint={endpoint.pk}" in manager_api.get(f"/api/v1/messages/?limit=2&endpoint={endpoint.pk}").json()["next"]
     )
     assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
 
