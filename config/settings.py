@@ -308,6 +308,9 @@ INBOX_API_RATE = os.environ.get("INBOX_API_RATE", "600/m")
 # once and the client polls again a second later). See README, "listen".
 INBOX_LISTEN_WAIT_SECONDS = env_int("INBOX_LISTEN_WAIT_SECONDS", 20)
 INBOX_LISTEN_SLOTS = env_int("INBOX_LISTEN_SLOTS", 2)
+# Polls and reports per listener (token + listener name), apart from INBOX_API_RATE: a
+# listener polls about once a second and reports each delivery.
+INBOX_LISTEN_RATE = os.environ.get("INBOX_LISTEN_RATE", "1200/m")
 
 # --- Internationalisation and static files --------------------------------------------
 LANGUAGE_CODE = "en-us"

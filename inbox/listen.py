@@ -39,6 +39,14 @@ class ApiError(Exception):
     """The inbox answered with an error that retrying will not fix (401, 403, 404, 400)."""
 
 
+class SlowDown(Exception):
+    """429: the inbox asks to wait this many seconds."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"rate limited; waiting {seconds:.0f} s")
+        self.seconds = seconds
+
+
 def _api(
     server: str, token: str, method: str, path: str, payload: dict[str, Any] | None = None, *, timeout: float = 30
 ) -> dict[str, Any]:
@@ -56,6 +64,9 @@ def _api(
         detail = exc.read().decode("utf-8", "replace")[:300]
         if exc.code in (400, 401, 403, 404):
             raise ApiError(f"{exc.code}: {detail}") from None
+        if exc.code == 429:
+            retry_after = exc.headers.get("Retry-After") or "5"
+            raise SlowDown(float(retry_after) if retry_after.isdigit() else 5.0) from None
         raise
     return json.loads(body) if body else {}
 
@@ -105,6 +116,10 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
         except ApiError as exc:
             print(f"The inbox refused: {exc}", file=sys.stderr)
             return 2
+        except SlowDown as exc:
+            print(f"The inbox says: {exc}", file=sys.stderr)
+            time.sleep(exc.seconds)
+            continue
         except (OSError, ValueError) as exc:
             delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
             failures += 1
@@ -124,15 +139,21 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
                 "duration_ms": duration_ms,
                 "error": error,
             }
-            for attempt in range(3):
+            # The report moves this listener's cursor: it is retried until the inbox takes
+            # it, else the next poll would hand the same message out again.
+            failures = 0
+            while True:
                 try:
                     _api(args.server, args.token, "POST", "/api/v1/listen/report/", report)
                     break
                 except ApiError as exc:
                     print(f"The inbox refused the report: {exc}", file=sys.stderr)
                     return 2
+                except SlowDown as exc:
+                    time.sleep(exc.seconds)
                 except (OSError, ValueError):
-                    time.sleep(RETRY_SECONDS[attempt])
+                    time.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
+                    failures += 1
         if not messages and not page.get("waited", True):
             time.sleep(SHORT_POLL_SECONDS)
 

@@ -72,17 +72,22 @@ class TokenPermission(BasePermission):
 class TokenRateThrottle(BaseThrottle):
     """INBOX_API_RATE requests per token, counted by django-ratelimit in the shared cache."""
 
+    group = "api"
+
+    def rate(self) -> str:
+        return str(settings.INBOX_API_RATE)
+
+    def key(self, request: Request, token: ApiToken) -> str:
+        return f"token:{token.pk}"
+
     def allow_request(self, request: Request, view: Any) -> bool:
         token = request.auth
         if not isinstance(token, ApiToken):
             return True  # refused anyway, by authentication or permissions
+        key = self.key(request, token)
         try:
             limited = is_ratelimited(
-                request,
-                group="api",
-                key=lambda group, req: f"token:{token.pk}",
-                rate=settings.INBOX_API_RATE,
-                increment=True,
+                request, group=self.group, key=lambda group, req: key, rate=self.rate(), increment=True
             )
         except Exception:  # a cache that does not answer: the API keeps serving, and says so
             logger.warning("rate-limit cache unavailable; api request not counted")
@@ -91,3 +96,18 @@ class TokenRateThrottle(BaseThrottle):
 
     def wait(self) -> float:
         return 60.0
+
+
+class ListenerRateThrottle(TokenRateThrottle):
+    """listen's polls and reports: INBOX_LISTEN_RATE per listener (token + listener name),
+    apart from the token's other calls, so that several listeners on one token (or a busy
+    endpoint's reports) do not starve each other or the token's scripts."""
+
+    group = "listen"
+
+    def rate(self) -> str:
+        return str(settings.INBOX_LISTEN_RATE)
+
+    def key(self, request: Request, token: ApiToken) -> str:
+        name = request.query_params.get("name") or (request.data.get("name") if isinstance(request.data, dict) else "")
+        return f"token:{token.pk}:listener:{str(name or 'default')[:100]}"

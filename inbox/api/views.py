@@ -28,6 +28,7 @@ from rest_framework.response import Response
 import inbox.listen
 from inbox.api import schema as _schema  # noqa: F401 - registers the bearer scheme
 from inbox.api import serializers as s
+from inbox.api.auth import ListenerRateThrottle
 from inbox.api.paging import KeysetPagination
 from inbox.delivery.forwarding import outbound_headers
 from inbox.delivery.queue import enqueue_processing
@@ -321,11 +322,13 @@ def _listener(request: Request, endpoint_name: str, name: str) -> tuple[Endpoint
     endpoint = get_object_or_404(Endpoint, name=endpoint_name)
     token = request.auth
     assert isinstance(token, ApiToken)  # TokenPermission let only tokens through
-    # A new listener starts at the newest message: it forwards what arrives from now on.
-    newest = endpoint.messages.aggregate(newest=Max("id"))["newest"] or 0
-    cursor, _ = ListenerCursor.objects.get_or_create(
-        token=token, endpoint=endpoint, name=name, defaults={"last_message_id": newest}
-    )
+    cursor = ListenerCursor.objects.filter(token=token, endpoint=endpoint, name=name).first()
+    if cursor is None:
+        # A new listener starts at the newest message: it forwards what arrives from now on.
+        newest = endpoint.messages.aggregate(newest=Max("id"))["newest"] or 0
+        cursor, _ = ListenerCursor.objects.get_or_create(
+            token=token, endpoint=endpoint, name=name, defaults={"last_message_id": newest}
+        )
     return endpoint, cursor
 
 
@@ -335,6 +338,7 @@ class ListenViewSet(Permissions, viewsets.ViewSet):
     token may listen: the report records the listener's own delivery, nothing else."""
 
     read_scope_writes = True
+    throttle_classes = [ListenerRateThrottle]
 
     @extend_schema(parameters=[s.ListenQuerySerializer], responses={200: s.ListenPageSerializer})
     def list(self, request: Request) -> Response:
