@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import signal
 import sys
 import time
 import urllib.error
@@ -33,6 +34,29 @@ WAIT_SECONDS = 20
 # When the server had no waiting slot free it answers at once: poll again after this.
 SHORT_POLL_SECONDS = 1.0
 RETRY_SECONDS = (1, 2, 5, 10)
+
+
+class Stop:
+    """Ctrl+C and SIGTERM stop the client between deliveries, never between a delivery and
+    its report: a message forwarded but not reported would be forwarded again next time."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.busy = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if not self.busy:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> Stop:
+        self.busy = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.busy = False
+        if self.requested:
+            raise KeyboardInterrupt
 
 
 class ApiError(Exception):
@@ -105,6 +129,9 @@ def line(message: dict[str, Any], status: int | None, duration_ms: int, error: s
 
 def run(args: argparse.Namespace, out: Any = None) -> int:
     out = out or sys.stdout
+    stop = Stop()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     query = urllib.parse.urlencode({"endpoint": args.endpoint, "name": args.name, "wait": args.wait})
     print(f"Listening to {args.endpoint} on {args.server}, forwarding to {args.to} (Ctrl+C stops)", file=out)
     out.flush()
@@ -128,34 +155,42 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
             continue
         messages: list[dict[str, Any]] = page.get("messages") or []
         for message in messages:
-            status, duration_ms, error = forward(args.to, message)
-            print(line(message, status, duration_ms, error), file=out)
-            out.flush()
-            report = {
-                "endpoint": args.endpoint,
-                "name": args.name,
-                "message": message["id"],
-                "status_code": status,
-                "duration_ms": duration_ms,
-                "error": error,
-            }
-            # The report moves this listener's cursor: it is retried until the inbox takes
-            # it, else the next poll would hand the same message out again.
-            failures = 0
-            while True:
-                try:
-                    _api(args.server, args.token, "POST", "/api/v1/listen/report/", report)
-                    break
-                except ApiError as exc:
-                    print(f"The inbox refused the report: {exc}", file=sys.stderr)
+            with stop:
+                if deliver(args, message, out) != 0:
                     return 2
-                except SlowDown as exc:
-                    time.sleep(exc.seconds)
-                except (OSError, ValueError):
-                    time.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
-                    failures += 1
         if not messages and not page.get("waited", True):
             time.sleep(SHORT_POLL_SECONDS)
+
+
+def deliver(args: argparse.Namespace, message: dict[str, Any], out: Any) -> int:
+    """Forward one message, print its line, report it; 0, or 2 when the inbox refuses."""
+    status, duration_ms, error = forward(args.to, message)
+    print(line(message, status, duration_ms, error), file=out)
+    out.flush()
+    report = {
+        "endpoint": args.endpoint,
+        "name": args.name,
+        "message": message["id"],
+        "status_code": status,
+        "duration_ms": duration_ms,
+        "error": error,
+    }
+    # The report moves this listener's cursor: it is retried until the inbox takes
+    # it, else the next poll would hand the same message out again.
+    failures = 0
+    while True:
+        try:
+            _api(args.server, args.token, "POST", "/api/v1/listen/report/", report)
+            break
+        except ApiError as exc:
+            print(f"The inbox refused the report: {exc}", file=sys.stderr)
+            return 2
+        except SlowDown as exc:
+            time.sleep(exc.seconds)
+        except (OSError, ValueError):
+            time.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
+            failures += 1
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:

@@ -136,6 +136,13 @@ class Listener:
             threading.Event().wait(0.05)
         threading.Event().wait(1.0)
 
+    def wait_output(self, text: str, timeout: float = 30) -> str:
+        for _ in range(int(timeout / 0.05)):
+            if text in self.output():
+                break
+            threading.Event().wait(0.05)
+        return self.output()
+
     def output(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
 
@@ -160,9 +167,9 @@ def test_listen_delivers_live_catches_up_after_a_restart_in_order_and_never_twic
         assert first["headers"]["X-Shop-Topic"] == "orders/create"
         assert inbox.endpoint["token_header"] not in first["headers"]  # never the inbox's credential
         assert inbox.endpoint["token"] not in json.dumps(first["headers"])
+        assert "order.created  -> 200" in listener.wait_output("order.created  -> 200")
     finally:
         listener.stop()
-    assert "order.created  -> 200" in listener.output()
 
     # Stopped: three more arrive, then the listener starts again under the same name.
     for n in (2, 3, 4):
