@@ -338,7 +338,6 @@ class ApiTokenForm(FocusFirstError, forms.Form):
     scope = forms.ChoiceField(
         choices=ApiScope.choices,
         initial=ApiScope.READ,
-        widget=forms.RadioSelect,
-        help_text="Read is enough for `listen` and for reading messages. Either way the token can do no more "
+        help_text="Read is enough for listen and for reading messages. Either way the token can do no more "
         "than your account may.",
     )
