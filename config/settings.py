@@ -115,6 +115,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_ratelimit",
     "django_tasks_db",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "inbox",
 ]
 
@@ -273,6 +276,41 @@ CSRF_TRUSTED_ORIGINS = env_list(
 # Providers reach /healthz and /hooks/ over plain HTTP in some setups; they never see a
 # redirect to https for those paths.
 SECURE_REDIRECT_EXEMPT = [r"^hooks/", r"^healthz$"]
+
+# --- The JSON API (inbox/api/) ---------------------------------------------------------
+# Bearer tokens only (no session): API requests carry no cookie, so CSRF does not apply.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["inbox.api.auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["inbox.api.auth.TokenPermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["inbox.api.auth.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "inbox.api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Webhook Inbox API",
+    "DESCRIPTION": "Endpoints, destinations, messages and bulk jobs of a Webhook Inbox. "
+    "Send `Authorization: Bearer <token>` (create one on the dashboard's API tokens page).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"MessageStatusEnum": "inbox.models.Status", "JobStatusEnum": "inbox.models.JobStatus"},
+}
+# Requests per token (django-ratelimit's syntax); over it, 429 with Retry-After.
+INBOX_API_RATE = os.environ.get("INBOX_API_RATE", "600/m")
+# listen: how long a poll may wait for a new message, and how many polls may wait at once
+# per web process (each waiting poll holds one of the server's threads; the rest answer at
+# once and the client polls again a second later). See README, "listen".
+INBOX_LISTEN_WAIT_SECONDS = env_int("INBOX_LISTEN_WAIT_SECONDS", 20)
+INBOX_LISTEN_SLOTS = env_int("INBOX_LISTEN_SLOTS", 2)
+# Polls and reports per listener (token + listener name), apart from INBOX_API_RATE: a
+# listener polls about once a second and reports each delivery.
+INBOX_LISTEN_RATE = os.environ.get("INBOX_LISTEN_RATE", "1200/m")
 
 # --- Internationalisation and static files --------------------------------------------
 LANGUAGE_CODE = "en-us"

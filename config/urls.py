@@ -29,5 +29,6 @@ urlpatterns = [
     path("accounts/login/", views.login, name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/", include("inbox.api.urls")),
     path("", include("inbox.urls")),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 logger = logging.getLogger("inbox.views")
 
@@ -21,6 +21,8 @@ def refuse_nul_bytes(get_response: Callable[[HttpRequest], HttpResponse]) -> Cal
         ):
             logger.warning("refused a query string holding NUL path=%s", request.path[:100])
             reason = "NUL bytes are not accepted in query parameters.\n"
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": reason.strip()}, status=400)  # the API answers JSON
             return HttpResponseBadRequest(reason, content_type="text/plain")
         return get_response(request)
 

@@ -949,6 +949,8 @@ class AuditAction(models.TextChoices):
     MESSAGES_DELETED = "messages.deleted", "Messages deleted"
     MESSAGES_REPLAYED = "messages.replayed", "Messages replayed"
     MESSAGES_MARKED = "messages.marked", "Messages marked"
+    TOKEN_CREATED = "token.created", "API token created"
+    TOKEN_REVOKED = "token.revoked", "API token revoked"
 
 
 class AuditEntry(models.Model):
@@ -1051,3 +1053,102 @@ class AuditEntry(models.Model):
         )
         scope.plain[key] = (endpoint_id, entry)
         audit_logger.info("audit %s target=%r by user=%s", action, target[:100], entry.user_id)
+
+
+# --- The API: tokens and listeners' cursors ---------------------------------------------------
+class ApiScope(models.TextChoices):
+    READ = "read", "Read"
+    WRITE = "write", "Read and write"
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def active(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+    def issue(self, user: Any, name: str, scope: str) -> tuple[ApiToken, str]:
+        """A new token for `user`; returns it and its value, to be shown this once."""
+        value = "whi_" + secrets.token_urlsafe(32)
+        token = self.create(user=user, name=name, scope=scope, digest=token_digest(value), prefix=value[:8])
+        return token, value
+
+    def authenticate(self, presented: str) -> ApiToken | None:
+        """The active token `presented` is, with its user; None for anything else.
+
+        One indexed lookup of the keyed digest: the digest is what the database compares,
+        so there is no secret-dependent comparison in Python to time."""
+        if not presented or len(presented) > 200:
+            return None
+        return self.active().select_related("user").filter(digest=token_digest(presented)).first()
+
+
+class ApiToken(models.Model):
+    """A staff member's token for the JSON API, stored as a keyed digest (inbox.secrets):
+    the value is shown once when created. It acts with its user's permissions, capped by
+    its scope (read: GET only)."""
+
+    # Last use is written at most this often: one UPDATE a minute, not one per request.
+    LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.DB_CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=5, choices=ApiScope.choices, default=ApiScope.READ)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    # The first characters (the fixed "whi_" and four more): enough to recognise a token in
+    # a list, far too few to guess the rest.
+    prefix = models.CharField(max_length=8, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.scope})"
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == ApiScope.WRITE
+
+    def touch(self, now: datetime | None = None) -> None:
+        """Record a use, at most once per LAST_USED_RESOLUTION (a conditional UPDATE)."""
+        now = now or timezone.now()
+        if self.last_used_at is not None and now - self.last_used_at < self.LAST_USED_RESOLUTION:
+            return
+        ApiToken.objects.filter(pk=self.pk).filter(
+            models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=now - self.LAST_USED_RESOLUTION)
+        ).update(last_used_at=now)
+        self.last_used_at = now
+
+    def revoke(self) -> None:
+        self.revoked_at = timezone.now()
+        ApiToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=self.revoked_at)
+
+
+class ListenerCursor(models.Model):
+    """Where one `listen` client is in an endpoint's messages: per token, endpoint and
+    listener name. It moves when the client reports a delivery, so a listener that stops
+    and starts again delivers, in order and once, what arrived in between."""
+
+    token = models.ForeignKey(ApiToken, on_delete=models.DB_CASCADE, related_name="cursors")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.DB_CASCADE, related_name="listener_cursors")
+    name = models.CharField(max_length=100)
+    # The last message delivered (its id; messages are handed out in id order).
+    last_message_id = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["token", "endpoint", "name"], name="listener_cursor_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.endpoint_id} at {self.last_message_id}"
+
+    def advance(self, message_id: int) -> None:
+        """Move past `message_id`, never back (a late report of an older one is harmless)."""
+        ListenerCursor.objects.filter(pk=self.pk, last_message_id__lt=message_id).update(
+            last_message_id=message_id, seen_at=timezone.now()
+        )
+        self.last_message_id = max(self.last_message_id, message_id)

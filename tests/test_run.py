@@ -176,6 +176,51 @@ def test_it_runs_every_readme_command_as_written_after_make_run(served: Served) 
             assert "answered 200" in result.stdout  # ... and that port took the delivery
 
 
+def api_session() -> list[str]:
+    """The `sh` blocks of the README's "API" section (listen's included), in order: one shell
+    session, as the README says (the first line sets TOKEN for the others)."""
+    text = README.read_text()
+    section = text[text.index("\n## API\n") :]
+    section = section[: section.index("\n## ", 1)]
+    return [
+        line.strip()
+        for block in re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+        for line in block.replace("\\\n", " ").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def test_it_runs_the_readme_api_examples_and_listen_quick_start_as_written(served: Served) -> None:
+    lines = api_session()
+    assert any(line.startswith("TOKEN=$(") for line in lines)
+    assert any("listen.py --server" in line for line in lines)
+    script = ["set -euo pipefail"]
+    for line in lines:
+        # The README names `make run`'s default port; this run serves another one.
+        command = line.replace("127.0.0.1:8000", f"127.0.0.1:{served.port}")
+        if "listen.py --server" in command:
+            # It runs until Ctrl+C: give it 3 seconds, then the Ctrl+C (it exits 0).
+            command = f"timeout --preserve-status -s INT 3 {command}"
+        script.append(command)
+    result = subprocess.run(  # noqa: S603 - the README's own commands
+        ["bash", "-c", "\n".join(script)],  # noqa: S607
+        cwd=served.checkout,
+        env=clean_env(served.home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    out = result.stdout
+    assert '"name":"api-demo"' in out
+    assert '"credential":{"token":' in out
+    assert '"results":[]' in out  # no failed message yet
+    assert '"action":"mark_read"' in out
+    assert "200 application/vnd.oai.openapi+json" in out
+    assert f"Listening to api-demo on http://127.0.0.1:{served.port}" in out
+
+
 def test_it_stops_the_web_server_and_the_worker_on_one_ctrl_c(served: Served) -> None:
     running = processes_in(served.checkout)
     assert any("granian" in command for command in running.values()), running

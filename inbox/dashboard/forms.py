@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 
 from inbox.filters import clean_destination_filter
-from inbox.models import Destination, Endpoint, validate_header_name, validate_methods
+from inbox.models import ApiScope, Destination, Endpoint, validate_header_name, validate_methods
 from inbox.verification import DIGESTS, HMAC_OPTION_DEFAULTS, PRESETS, Preset
 
 HMAC_FIELDS = ("header", "digest", "encoding", "prefix", "template", "timestamp_header", "tolerance")
@@ -393,4 +393,14 @@ class DestinationRotateForm(forms.Form):
         choices=[(0, "No time: stop at once"), (1, "1 hour"), (24, "24 hours"), (72, "3 days")],
         initial=24,
         help_text="Both signatures are sent meanwhile, so the destination can switch secrets without a gap.",
+    )
+
+
+class ApiTokenForm(FocusFirstError, forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses it, e.g. “deploy script” or “laptop listen”.")
+    scope = forms.ChoiceField(
+        choices=ApiScope.choices,
+        initial=ApiScope.READ,
+        help_text="Read is enough for listen and for reading messages. Either way the token can do no more "
+        "than your account may.",
     )

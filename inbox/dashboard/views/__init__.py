@@ -34,6 +34,7 @@ from inbox.dashboard.views.messages import (
     message_list_new,
     message_raw,
 )
+from inbox.dashboard.views.tokens import token_list, token_revoke
 
 __all__ = [
     "audit_list",
@@ -67,4 +68,6 @@ __all__ = [
     "messages_bulk",
     "rate_limited",
     "staff_required",
+    "token_list",
+    "token_revoke",
 ]

@@ -1,0 +1,359 @@
+"""What the API reads and writes, and the same validation as the dashboard's forms and the
+`create_endpoint` command: the models' validators, and the secret rules of the presets."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import QueryDict
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from inbox.filters import MessageFilter
+from inbox.models import (
+    ApiScope,
+    Attempt,
+    BulkAction,
+    BulkJob,
+    Destination,
+    Endpoint,
+    Message,
+    RejectedAttempt,
+    parse_methods,
+    validate_header_name,
+    validate_methods,
+)
+from inbox.verification import DIGESTS, PRESETS
+
+# create_endpoint's rule for a token chosen by hand (inbox/management/commands/create_endpoint.py).
+MIN_TOKEN_LENGTH = 16
+ENDPOINT_FIELDS = [
+    "name",
+    "description",
+    "enabled",
+    "auth",
+    "token_header",
+    "allowed_methods",
+    "rate_limit",
+    "rate_limit_fail_open",
+    "max_body_bytes",
+    "retention_days",
+    "max_messages",
+    "dedupe_on_payload_id",
+    "max_retries",
+    "response_status",
+    "response_content_type",
+    "response_body",
+]
+
+
+def _can_manage_endpoints(context: Mapping[str, Any]) -> bool:
+    request = context.get("request")
+    return bool(request is not None and request.user.has_perm("inbox.change_endpoint"))
+
+
+class HmacOptionsSerializer(serializers.Serializer[dict[str, Any]]):
+    """The generic HMAC preset's parameters (the endpoint form's "hmac_" fields)."""
+
+    header = serializers.CharField(max_length=100, validators=[validate_header_name])
+    digest = serializers.ChoiceField(choices=list(DIGESTS), default="sha256")
+    encoding = serializers.ChoiceField(choices=["hex", "base64"], default="hex")
+    prefix = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    template = serializers.CharField(max_length=100, default="{body}")
+    timestamp_header = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, validators=[validate_header_name]
+    )
+    tolerance = serializers.IntegerField(min_value=1, max_value=86400, default=300)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return dict(instance or {})  # as stored ({} for every preset but hmac)
+
+    def validate_template(self, value: str) -> str:
+        rest = re.sub(r"\{(body|timestamp|url)\}", "", value)
+        if "{" in rest or "}" in rest:
+            raise serializers.ValidationError("Use only the placeholders {body}, {timestamp} and {url}.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "{timestamp}" in attrs.get("template", "") and not attrs.get("timestamp_header"):
+            raise serializers.ValidationError({"timestamp_header": "The template signs a timestamp: name its header."})
+        return {k: v for k, v in attrs.items() if v not in (None, "")}
+
+
+class EndpointSerializer(serializers.ModelSerializer[Endpoint]):
+    url = serializers.SerializerMethodField(help_text="The receiver URL (null for staff who cannot manage endpoints).")
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=500,
+        help_text="A secret the provider issued or one you choose; empty: generated (where the preset allows).",
+    )
+    scheme_options = HmacOptionsSerializer(required=False, help_text="Only for auth=hmac: its parameters.")
+
+    class Meta:
+        model = Endpoint
+        fields = ["id", "url", *ENDPOINT_FIELDS, "secret", "scheme_options", "created_at", "updated_at"]
+        read_only_fields = ["id", "url", "created_at", "updated_at"]
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_url(self, endpoint: Endpoint) -> str | None:
+        # The URL carries the slug, a credential: like the dashboard, only for managers.
+        return endpoint.url if _can_manage_endpoints(self.context) else None
+
+    def validate_allowed_methods(self, value: str) -> str:
+        validate_methods(value)
+        return ",".join(dict.fromkeys(parse_methods(value)))
+
+    def validate_response_content_type(self, value: str) -> str:
+        value = value.strip()
+        if "\n" in value or "\r" in value:
+            raise serializers.ValidationError("Enter a single-line content type.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance: Endpoint | None = self.instance
+        auth = attrs.get("auth", instance.auth if instance else "token")
+        preset = PRESETS[auth]
+        auth_changed = instance is None or auth != instance.auth
+        secret: str = attrs.get("secret") or ""
+        errors: dict[str, str] = {}
+        if secret:
+            if preset.secret_kind in ("none", "basic"):
+                errors["secret"] = f"{preset.label} takes no secret."
+            elif problem := preset.validate_secret(secret):
+                errors["secret"] = problem
+            elif preset.secret_kind == "token" and len(secret) < MIN_TOKEN_LENGTH:
+                errors["secret"] = f"A token needs at least {MIN_TOKEN_LENGTH} characters."
+        elif auth_changed and not preset.generates_secret and preset.secret_kind != "none":
+            errors["secret"] = f"Paste the {preset.secret_label.lower()} that {preset.label} gives you."
+        options = attrs.get("scheme_options")
+        if preset.name == "hmac" and options is None and (auth_changed or not (instance and instance.scheme_options)):
+            errors["scheme_options"] = "The generic HMAC scheme needs its parameters (at least `header`)."
+        if preset.name != "hmac" and options:
+            errors["scheme_options"] = "Only the generic HMAC scheme (auth=hmac) takes scheme options."
+        if errors:
+            raise serializers.ValidationError(errors)
+        # Everything the model checks (unique name, rates, methods, sizes) as the form does.
+        candidate = Endpoint(**{**self._stored(), **{k: v for k, v in attrs.items() if k in ENDPOINT_FIELDS}})
+        candidate._state.adding = instance is None  # an edit is unique against the others, not itself
+        try:
+            candidate.full_clean(exclude=["slug", "token_digest", "secret_encrypted", "basic_username"])
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
+        return attrs
+
+    def _stored(self) -> dict[str, Any]:
+        instance: Endpoint | None = self.instance
+        if instance is None:
+            return {}
+        return {"pk": instance.pk, **{name: getattr(instance, name) for name in ENDPOINT_FIELDS}}
+
+
+class CredentialSerializer(serializers.Serializer[dict[str, str]]):
+    """A new credential, shown this once (which keys depend on the preset)."""
+
+    token = serializers.CharField(required=False)
+    token_header = serializers.CharField(required=False)
+    username = serializers.CharField(required=False)
+    password = serializers.CharField(required=False)
+    secret = serializers.CharField(required=False)
+    verify_token = serializers.CharField(required=False)
+
+
+class EndpointCreatedSerializer(EndpointSerializer):
+    credential = CredentialSerializer(read_only=True, help_text="Shown only in this answer.")
+
+    class Meta(EndpointSerializer.Meta):
+        fields = [*EndpointSerializer.Meta.fields, "credential"]
+
+
+class RotateSerializer(serializers.Serializer[dict[str, Any]]):
+    secret = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=500)
+    grace_hours = serializers.IntegerField(min_value=0, max_value=24 * 30, default=24)
+
+    def validate_secret(self, value: str) -> str:
+        endpoint: Endpoint = self.context["endpoint"]
+        preset = endpoint.preset
+        if value:
+            if endpoint.secret_kind == "basic":
+                raise serializers.ValidationError("HTTP Basic passwords are always generated.")
+            if problem := preset.validate_secret(value):
+                raise serializers.ValidationError(problem)
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        endpoint: Endpoint = self.context["endpoint"]
+        preset = endpoint.preset
+        if endpoint.secret_kind == "none":
+            raise serializers.ValidationError({"secret": f"{preset.label} has no secret to rotate."})
+        if not attrs.get("secret") and not preset.generates_secret and endpoint.secret_kind not in ("token", "basic"):
+            raise serializers.ValidationError(
+                {"secret": f"Paste the new {preset.secret_label.lower()} from {preset.label}."}
+            )
+        return attrs
+
+
+class DestinationSerializer(serializers.ModelSerializer[Destination]):
+    display_url = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Destination
+        fields = ["id", "endpoint", "url", "display_url", "enabled", "timeout_seconds", "forward_headers", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        if self.instance is not None:
+            fields["endpoint"].read_only = True  # a destination stays with its endpoint
+        return fields
+
+    def to_representation(self, instance: Destination) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        # A destination's URL may carry its own token: like the edit form, for managers only.
+        if not _can_manage_endpoints(self.context):
+            data["url"] = None
+        return data
+
+    def validate_forward_headers(self, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        for name in names:
+            if name != "*":
+                try:
+                    validate_header_name(name)
+                except DjangoValidationError as exc:
+                    raise serializers.ValidationError(exc.messages) from None
+        return ", ".join(names)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance: Destination | None = self.instance
+        candidate = Destination(
+            endpoint=attrs.get("endpoint") or (instance.endpoint if instance else None),
+            url=attrs.get("url", instance.url if instance else ""),
+            timeout_seconds=attrs.get("timeout_seconds", instance.timeout_seconds if instance else 10),
+            forward_headers=attrs.get("forward_headers", instance.forward_headers if instance else "*"),
+        )
+        try:
+            candidate.full_clean(exclude=["endpoint"])
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
+        return attrs
+
+
+class MessageSerializer(serializers.ModelSerializer[Message]):
+    endpoint_name = serializers.CharField(source="endpoint.name", read_only=True)
+    json = serializers.JSONField(allow_null=True, read_only=True)
+    headers = serializers.DictField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "endpoint",
+            "endpoint_name",
+            "received_at",
+            "method",
+            "query_string",
+            "content_type",
+            "headers",
+            "event_type",
+            "idempotency_key",
+            "remote_addr",
+            "verification",
+            "status",
+            "body_size",
+            "json",
+        ]
+        read_only_fields = fields
+
+
+class AttemptSerializer(serializers.ModelSerializer[Attempt]):
+    class Meta:
+        model = Attempt
+        fields = ["id", "replay", "number", "target", "label", "status", "started_at", "duration_ms", "status_code"]
+        read_only_fields = fields
+
+
+class MessageDetailSerializer(MessageSerializer):
+    body_base64 = serializers.SerializerMethodField()
+    attempts = AttemptSerializer(many=True, read_only=True, source="processing_attempts")
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "body_base64", "attempts"]
+        read_only_fields = fields
+
+    def get_body_base64(self, message: Message) -> str:
+        return base64.b64encode(message.body).decode()
+
+
+class RejectedAttemptSerializer(serializers.ModelSerializer[RejectedAttempt]):
+    class Meta:
+        model = RejectedAttempt
+        fields = ["id", "at", "remote_addr", "status", "reason", "preset", "headers", "body_size"]
+        read_only_fields = fields
+
+
+class JobSerializer(serializers.ModelSerializer[BulkJob]):
+    action = serializers.ChoiceField(choices=BulkAction.choices)
+    query = serializers.CharField(
+        max_length=4000,
+        allow_blank=True,
+        default="",
+        help_text="The message list's query string (e.g. `endpoint=3&status=failed`); empty: every message.",
+    )
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = BulkJob
+        fields = ["id", "action", "query", "status", "total", "done", "percent", "error", "created_at", "finished_at"]
+        read_only_fields = ["id", "status", "total", "done", "percent", "error", "created_at", "finished_at"]
+
+    def validate_query(self, value: str) -> str:
+        if "\x00" in value:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        filterset = MessageFilter(QueryDict(value), queryset=Message.objects.none())
+        if not filterset.is_valid():
+            raise serializers.ValidationError({name: list(errors) for name, errors in filterset.errors.items()})
+        return value
+
+
+class TokenCreateSerializer(serializers.Serializer[dict[str, Any]]):
+    name = serializers.CharField(max_length=100)
+    scope = serializers.ChoiceField(choices=ApiScope.choices, default=ApiScope.READ)
+
+
+class ListenMessageSerializer(serializers.Serializer[dict[str, Any]]):
+    id = serializers.IntegerField()
+    received_at = serializers.DateTimeField()
+    method = serializers.CharField()
+    query_string = serializers.CharField()
+    content_type = serializers.CharField()
+    event_type = serializers.CharField()
+    headers = serializers.DictField(child=serializers.CharField(), help_text="The provider's headers to pass on.")
+    body_base64 = serializers.CharField()
+
+
+class ListenPageSerializer(serializers.Serializer[dict[str, Any]]):
+    messages = ListenMessageSerializer(many=True)
+    cursor = serializers.IntegerField(help_text="The id of the last message this listener reported.")
+    waited = serializers.BooleanField(help_text="False when no waiting slot was free: poll again in a second.")
+
+
+class ListenQuerySerializer(serializers.Serializer[dict[str, Any]]):
+    endpoint = serializers.CharField(max_length=100, help_text="The endpoint's name.")
+    name = serializers.CharField(max_length=100, default="default", help_text="This listener's name.")
+    wait = serializers.IntegerField(min_value=0, max_value=60, default=20, help_text="Seconds to wait for news.")
+
+
+class ListenReportSerializer(serializers.Serializer[dict[str, Any]]):
+    endpoint = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=100, default="default")
+    message = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    status_code = serializers.IntegerField(min_value=100, max_value=599, allow_null=True, default=None)
+    duration_ms = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+    error = serializers.CharField(max_length=2000, allow_blank=True, default="")
