@@ -13,7 +13,7 @@ from django.http import QueryDict
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from inbox.filters import MessageFilter
+from inbox.filters import MessageFilter, clean_destination_filter
 from inbox.models import (
     ApiScope,
     Attempt,
@@ -204,8 +204,24 @@ class DestinationSerializer(serializers.ModelSerializer[Destination]):
 
     class Meta:
         model = Destination
-        fields = ["id", "endpoint", "url", "display_url", "enabled", "timeout_seconds", "forward_headers", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = [
+            "id",
+            "endpoint",
+            "url",
+            "display_url",
+            "enabled",
+            "timeout_seconds",
+            "forward_headers",
+            "filter",
+            "transform",
+            "sign",
+            "max_rate",
+            "paused",
+            "paused_reason",
+            "breaker_threshold",
+            "created_at",
+        ]
+        read_only_fields = ["id", "paused_reason", "created_at"]
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
@@ -232,16 +248,21 @@ class DestinationSerializer(serializers.ModelSerializer[Destination]):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         instance: Destination | None = self.instance
-        candidate = Destination(
-            endpoint=attrs.get("endpoint") or (instance.endpoint if instance else None),
-            url=attrs.get("url", instance.url if instance else ""),
-            timeout_seconds=attrs.get("timeout_seconds", instance.timeout_seconds if instance else 10),
-            forward_headers=attrs.get("forward_headers", instance.forward_headers if instance else "*"),
-        )
+        endpoint = attrs.get("endpoint") or (instance.endpoint if instance else None)
+        candidate = Destination(endpoint=endpoint)
+        for name in ("url", "timeout_seconds", "forward_headers", "transform", "sign", "max_rate", "breaker_threshold"):
+            default = getattr(instance, name) if instance else getattr(candidate, name)
+            setattr(candidate, name, attrs.get(name, default))
         try:
-            candidate.full_clean(exclude=["endpoint"])
+            candidate.full_clean(exclude=["endpoint", "filter"])
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
+        if "filter" in attrs:
+            # The list's own query language, checked as the form and add_destination check it.
+            try:
+                attrs["filter"] = clean_destination_filter(attrs["filter"], endpoint.pk if endpoint else None)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError({"filter": exc.messages}) from None
         return attrs
 
 

@@ -30,6 +30,7 @@ from inbox.api import schema as _schema  # noqa: F401 - registers the bearer sch
 from inbox.api import serializers as s
 from inbox.api.auth import ListenerRateThrottle
 from inbox.api.paging import KeysetPagination
+from inbox.delivery import routing
 from inbox.delivery.forwarding import outbound_headers
 from inbox.delivery.queue import enqueue_processing
 from inbox.filters import MessageFilter, describe_query
@@ -188,20 +189,57 @@ class DestinationViewSet(Permissions, viewsets.ModelViewSet[Destination]):
             queryset = queryset.filter(endpoint_id=int(endpoint))
         return queryset
 
-    def perform_create(self, serializer: Any) -> None:
-        destination = serializer.save()
-        _audit(self.request, AuditAction.DESTINATION_ADDED, destination.display_url, destination.endpoint)
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        paused = data.pop("paused", False)
+        destination = Destination(**data)
+        # A signing secret is generated here and answered this once (like an endpoint's).
+        secret = destination.set_signing_secret() if destination.sign else ""
+        destination.save()
+        _audit(request, AuditAction.DESTINATION_ADDED, destination.display_url, destination.endpoint)
+        if paused:
+            routing.pause(destination, request.auth.user, "paused when created")
+        answer = dict(self.get_serializer(destination).data)
+        if secret:
+            answer["signing_secret"] = secret
+        return Response(answer, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer: Any) -> None:
-        changed = sorted(k for k, v in serializer.validated_data.items() if getattr(serializer.instance, k) != v)
+        instance: Destination = serializer.instance
+        data = serializer.validated_data
+        paused = data.pop("paused", None)
+        changed = sorted(k for k, v in data.items() if getattr(instance, k) != v)
+        signs_now = data.get("sign", instance.sign) and not instance.signing_secret_encrypted
         destination = serializer.save()
-        _audit(
-            self.request,
-            AuditAction.DESTINATION_CHANGED,
-            destination.display_url,
-            destination.endpoint,
-            changed=changed,
-        )
+        if signs_now:
+            # Signing turned on: its secret is shown in this answer only.
+            self.new_signing_secret = destination.set_signing_secret()
+            destination.save(update_fields=["signing_secret_encrypted"])
+        if changed:
+            _audit(
+                self.request,
+                AuditAction.DESTINATION_CHANGED,
+                destination.display_url,
+                destination.endpoint,
+                changed=changed,
+            )
+        # PATCH {"paused": false} resumes: what was held is sent, oldest first, at the rate.
+        if paused is True and not destination.paused:
+            routing.pause(destination, self.request.auth.user, "paused through the API")
+        elif paused is False and destination.paused:
+            routing.resume(destination, self.request.auth.user)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        self.new_signing_secret = ""
+        response = super().update(request, *args, **kwargs)
+        destination = self.get_object()
+        answer = dict(self.get_serializer(destination).data)
+        if self.new_signing_secret:
+            answer["signing_secret"] = self.new_signing_secret
+        response.data = answer
+        return response
 
     def perform_destroy(self, instance: Destination) -> None:
         instance.delete()
