@@ -46,6 +46,62 @@ def validate_header_name(value: str) -> None:
         raise ValidationError("Enter an HTTP header name: letters, digits and dashes.")
 
 
+# Headers a server, a proxy or the HTTP framing itself owns: a token there would be stripped,
+# rewritten or mistaken for something else on the way in (or leak into a cookie jar).
+RESERVED_TOKEN_HEADERS = frozenset(
+    {
+        "host", "content-type", "content-length", "content-encoding", "transfer-encoding", "authorization",
+        "proxy-authorization", "cookie", "set-cookie", "connection", "keep-alive", "te", "trailer", "upgrade",
+        "proxy-connection", "expect", "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+        "x-real-ip", "user-agent", "accept", "accept-encoding", "date", "range",
+    }
+)  # fmt: skip
+
+
+def validate_token_header(value: str) -> None:
+    validate_header_name(value)
+    if value.lower() in RESERVED_TOKEN_HEADERS:
+        raise ValidationError(f"{value} is a standard HTTP header that servers and proxies own; pick another name.")
+
+
+# The only content types an endpoint may answer with: none of them is run or rendered as a
+# page by a browser, so an answer can never become a script or a page on the dashboard's
+# origin (docs/architecture.md, "The receiver's answers"). Older rows with another type
+# answer as text/plain (Endpoint.answer_content_type).
+INERT_CONTENT_TYPES = (
+    "text/plain",
+    "application/json",
+    "application/xml",
+    "text/xml",
+    "application/x-www-form-urlencoded",
+)
+# C0 and C1 controls, DEL and lone surrogates: invisible in a page, and able to spoof or
+# break what is shown around them. Newline and tab are allowed where text has lines.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+LINE_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def content_type_base(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def validate_inert_content_type(value: str) -> None:
+    if content_type_base(value) not in INERT_CONTENT_TYPES:
+        raise ValidationError(f"Answer with one of {', '.join(INERT_CONTENT_TYPES)}.")
+    if LINE_CONTROL_RE.search(value):
+        raise ValidationError("Enter a single-line content type.")
+
+
+def validate_single_line(value: str) -> None:
+    if LINE_CONTROL_RE.search(value):
+        raise ValidationError("Remove the control characters (line breaks, tabs, invisible characters).")
+
+
+def validate_text(value: str) -> None:
+    if CONTROL_RE.search(value):
+        raise ValidationError("Remove the invisible control characters (line breaks and tabs are fine).")
+
+
 def parse_methods(value: str) -> tuple[str, ...]:
     """The HTTP methods in a comma-separated list ("post, GET" -> ("POST", "GET"))."""
     return tuple(m.strip().upper() for m in value.split(",") if m.strip())
@@ -177,6 +233,39 @@ class Endpoint(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("inbox:endpoint-detail", args=[self.pk])
+
+    def clean_fields(self, exclude: Any = None) -> None:
+        # Here rather than as field validators so the dashboard's form and create_endpoint
+        # (both call full_clean) refuse the same things without a schema migration.
+        errors: dict[str, Any] = {}
+        try:
+            super().clean_fields(exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        checks = (
+            ("name", validate_single_line),
+            ("description", validate_text),
+            ("token_header", validate_token_header),
+            ("response_content_type", validate_inert_content_type),
+        )
+        for field, check in checks:
+            if field in errors or (exclude and field in exclude):
+                continue
+            try:
+                check(getattr(self, field))
+            except ValidationError as exc:
+                errors[field] = exc.error_list
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def answer_content_type(self) -> str:
+        """The configured content type if it is inert, text/plain otherwise (rows saved
+        before the allowlist existed)."""
+        value = self.response_content_type
+        if content_type_base(value) in INERT_CONTENT_TYPES and not LINE_CONTROL_RE.search(value):
+            return value
+        return "text/plain"
 
     @property
     def path(self) -> str:

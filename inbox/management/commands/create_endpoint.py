@@ -59,6 +59,8 @@ class Command(BaseCommand):
             raise CommandError(f"--auth {preset.name} needs --secret: {exc}") from None
         if secret is not None and preset.secret_kind not in ("token",):
             shown.setdefault("secret", secret)
+        if len(set(options["forward_to"])) < len(options["forward_to"]):
+            raise CommandError("--forward-to: this endpoint already forwards to this URL (given twice).")
         destinations = [Destination(url=url) for url in options["forward_to"]]
         try:
             endpoint.full_clean()
