@@ -281,7 +281,8 @@ def test_nothing_an_endpoint_answers_runs_on_the_dashboard_origin(page: Page, li
     )
     log_in(page, live_url, "admin")
     response = page.goto(f"{live_url}{attack.path}")
-    assert response is not None and response.status == 200
+    assert response is not None
+    assert response.status == 200
     page.wait_for_load_state("load")
     assert problems.dialogs == [], "the endpoint's answer ran a script on the dashboard's origin"
     assert page.locator("#shown").count() == 0  # shown as text, not rendered as a page

@@ -13,14 +13,15 @@ from django.db.models import OuterRef, Subquery
 from django.forms import BooleanField
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from inbox import stats
 from inbox.dashboard import charts
 from inbox.dashboard.forms import EndpointForm, RotateForm
-from inbox.dashboard.views.common import HtmxHttpRequest, get_endpoint, staff_required
+from inbox.dashboard.views.common import HtmxHttpRequest, get_endpoint, post_or_back, staff_required
 from inbox.delivery import handlers
 from inbox.models import AuditAction, AuditEntry, Endpoint, Message, Status
 from inbox.permissions import needs
@@ -166,7 +167,7 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_required
-@require_POST
+@post_or_back(lambda request: reverse("inbox:endpoint-list"))
 @needs("inbox.add_endpoint")
 def endpoint_quick(request: HttpRequest) -> HttpResponse:
     """One click: a token endpoint with the defaults, then its page with the token (once)
@@ -260,7 +261,7 @@ def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_required
-@require_POST
+@post_or_back(lambda request, pk: reverse("inbox:endpoint-detail", args=[pk]))
 @needs("inbox.change_endpoint")
 def endpoint_send_test(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
