@@ -149,7 +149,10 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     ]
     if invalid:
         logger.info("audit log refused invalid %s", ", ".join(invalid))
-        context = {"entries": [], "invalid": [f"{name}: enter a whole number (a row id)." for name in invalid]}
+        context: dict[str, object] = {
+            "entries": [],
+            "invalid": [f"{name}: enter a whole number (a row id)." for name in invalid],
+        }
         return render(request, "inbox/audit_list.html", context, status=400)
     if endpoint_id := parse_ids([request.GET.get("endpoint", "")]):
         endpoint = Endpoint.objects.filter(pk=endpoint_id[0]).first()
