@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hmac
-import logging
 import re
 import secrets
 import time
@@ -22,8 +21,6 @@ from inbox import audit
 from inbox.addresses import validate_destination_url
 from inbox.secrets import decrypt, encrypt, token_digest
 from inbox.verification import DEFAULT_PRESET, PRESETS, Preset, Scheme, Secret, preset_choices
-
-audit_logger = logging.getLogger("inbox.audit")
 
 RATE_RE = re.compile(r"^[1-9][0-9]{0,8}/(?:[1-9][0-9]{0,4})?[smhd]$")
 HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")
@@ -923,9 +920,13 @@ class AuditEntry(models.Model):
         same endpoint (inbox.audit): one change, one entry, with this call's details."""
         scope = audit.current()
         endpoint_id = endpoint.pk if endpoint is not None else None
+        username = user.get_username() if getattr(user, "pk", None) else "(system)"
+        if scope is not None and scope.command:
+            username = scope.command
+            details = {**details, "via": "command"}
         fields = {
             "user": user if getattr(user, "pk", None) else None,
-            "username": user.get_username() if getattr(user, "pk", None) else "(system)",
+            "username": username,
             "action": action,
             "endpoint": endpoint if endpoint_id else None,
             "target": target[:300],
@@ -945,7 +946,7 @@ class AuditEntry(models.Model):
             for name, value in fields.items():
                 setattr(entry, name, value)
             entry.save()
-        audit_logger.info("audit %s target=%r by user=%s", action, target[:100], entry.user_id)
+        audit.log_entry(entry)
         return entry
 
     @classmethod
@@ -965,8 +966,8 @@ class AuditEntry(models.Model):
         if endpoint_id in scope.explained:
             return
         key = (instance._meta.label, instance.pk)
-        if scope.via == "admin":
-            details["via"] = "admin"
+        if scope.via in ("admin", "command"):
+            details["via"] = scope.via
         known = scope.plain.get(key)
         if known is not None and action == known[1].action and "changed" in details:
             entry = known[1]
@@ -977,11 +978,11 @@ class AuditEntry(models.Model):
         user = scope.user
         entry = cls.objects.create(
             user=user,
-            username=user.get_username() if user is not None else "(system)",
+            username=user.get_username() if user is not None else (scope.command or "(system)"),
             action=action,
             endpoint_id=endpoint_id if exists else None,
             target=target[:300],
             details=details,
         )
+        # Logged when the scope ends (audit.Scope.flush), unless the view's own entry replaces it.
         scope.plain[key] = (endpoint_id, entry)
-        audit_logger.info("audit %s target=%r by user=%s", action, target[:100], entry.user_id)

@@ -7,14 +7,19 @@ the dashboard's origin. Nothing an endpoint answers may run there, and nonsense 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 
-from inbox.models import Destination, Endpoint
-from tests.conftest import csrf_post, make_endpoint
+from inbox import audit
+from inbox.models import AuditEntry, Destination, Endpoint, Message
+from tests.conftest import csrf_post, make_endpoint, make_message
 from tests.test_endpoints import NEW_ENDPOINT
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +122,54 @@ def test_create_endpoint_refuses_the_same_destination_twice() -> None:
             stdout=StringIO(),
         )
     assert not Endpoint.objects.exists()
+
+
+# --- What manage.py does reaches the audit log, and each entry is logged once --------------------
+def test_create_endpoint_is_audited_as_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "os_user", lambda: "alice")
+    call_command("create_endpoint", "shop", "--forward-to", "https://example.com/hook", stdout=StringIO())
+    entries = list(AuditEntry.objects.order_by("pk").values_list("action", "username", "details__via"))
+    assert entries == [
+        ("endpoint.created", "manage.py create_endpoint (alice)", "command"),
+        ("destination.added", "manage.py create_endpoint (alice)", "command"),
+    ]
+
+
+def test_replay_and_purge_by_hand_are_audited() -> None:
+    endpoint, _ = make_endpoint("shop", retention_days=1)
+    fresh = make_message(endpoint)
+    old = make_message(endpoint)
+    Message.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=3))
+    call_command("replay_messages", str(fresh.pk), stdout=StringIO())
+    call_command("purge_messages", stdout=StringIO())
+    entries = list(AuditEntry.objects.order_by("pk").values_list("action", "target", "details__via"))
+    assert entries == [
+        ("messages.replayed", "1 message by id", "command"),
+        ("messages.deleted", "1 messages past retention or cap", "command"),
+    ]
+    assert AuditEntry.objects.order_by("pk").first().username.startswith("manage.py replay_messages (")  # type: ignore[union-attr]
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def audit_lines() -> Iterator[list[str]]:
+    handler = Lines()
+    logging.getLogger("inbox.audit").addHandler(handler)
+    yield handler.lines
+    logging.getLogger("inbox.audit").removeHandler(handler)
+
+
+def test_each_audit_entry_is_logged_once(staff_client: Client, audit_lines: list[str]) -> None:
+    # The signal's plain entry was logged, then the view's entry that replaced it: two lines.
+    csrf_post(staff_client, "/endpoints/new/", NEW_ENDPOINT)
+    assert audit_lines == ["audit endpoint.created target='Stripe production' by user=1"]
+    call_command("create_endpoint", "billing", stdout=StringIO())
+    assert len(audit_lines) == 2
