@@ -273,6 +273,18 @@ class Endpoint(models.Model):
         return settings.PUBLIC_BASE_URL + self.path
 
     @property
+    def masked_url(self) -> str:
+        """The receiver URL as pages show it after it was first shown: the slug is the
+        credential, so only its first characters, to tell endpoints apart."""
+        return f"{settings.PUBLIC_BASE_URL}{receiver_path(self.slug)[: -len(self.slug) - 1]}{self.slug[:4]}…/"
+
+    def new_url(self) -> None:
+        """A new slug: the old receiver URL answers 404 from now on (the receiver's cache
+        forgets this endpoint when it is saved)."""
+        self.slug = new_slug()
+        self.save(update_fields=["slug", "updated_at"])
+
+    @property
     def methods(self) -> tuple[str, ...]:
         return parse_methods(self.allowed_methods)
 

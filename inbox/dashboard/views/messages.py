@@ -87,7 +87,6 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # Opening a message reads it for the whole team, like a shared mailbox.
         Message.objects.filter(pk=message.pk).update(read=True)
     filterset = filtered_messages(request)
-    can_see_url = request.user.has_perm("inbox.change_endpoint")
     newer = older = None
     if filterset.is_valid():
         qs = filterset.qs.only("id")
@@ -104,8 +103,8 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "list_query": query_without(request, "before", "after"),
         "attempts": message.processing_attempts.all(),
         "tree": json_tree(message.json) if message.json is not None and message.body_size <= TREE_BODY_LIMIT else None,
-        # The receiver URL is a credential: staff who cannot manage endpoints get a placeholder.
-        "curl": curl_command(message, None if can_see_url else "$RECEIVER_URL"),
+        # The receiver URL is a credential shown once, when it was made: "$RECEIVER_URL" here.
+        "curl": curl_command(message),
         # Too big for a command line (or not UTF-8): the curl reads the raw download.
         "curl_body_file": curl_body_file(message),
         "curl_inline_limit": CURL_INLINE_LIMIT,
