@@ -353,6 +353,7 @@ LOGGING = {
     "filters": {
         "redact_receiver_slugs": {"()": "inbox.logs.RedactReceiverSlugs"},
         "quiet_receiver_4xx": {"()": "inbox.logs.QuietReceiver4xx"},
+        "one_line_4xx": {"()": "inbox.logs.OneLine4xx"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_receiver_slugs"]},
@@ -363,7 +364,7 @@ LOGGING = {
         "django.request": {
             "handlers": ["console"],
             "level": "WARNING",
-            "filters": ["quiet_receiver_4xx"],
+            "filters": ["quiet_receiver_4xx", "one_line_4xx"],
             "propagate": False,
         },
         # runserver's request lines, when it is used instead of granian.

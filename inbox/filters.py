@@ -119,9 +119,10 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
         field_name="received_at", lookup_expr="lt", label="Received before", widget=DATETIME_INPUT
     )
     verification = django_filters.ChoiceFilter(choices=Verification.choices, empty_label="Any")
-    read = django_filters.BooleanFilter(
-        label="Read",
-        widget=forms.Select(choices=[("", "Any"), ("false", "Unread"), ("true", "Read")]),
+    # Exactly what the list's select sends: "true" or "false" (empty for any). A boolean
+    # field would take "1" as true and quietly treat "maybe" as "any", listing every row.
+    read = django_filters.ChoiceFilter(
+        choices=[("false", "Unread"), ("true", "Read")], empty_label="Any", label="Read", method="read_state"
     )
     status = django_filters.ChoiceFilter(choices=STATUS_CHOICES, empty_label="Any", label="Processing")
 
@@ -146,7 +147,7 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
             elif name == "verification":
                 parts.append(f"verification {Verification(value).label.lower()}")
             elif name == "read":
-                parts.append("read" if value else "unread")
+                parts.append("read" if value == "true" else "unread")
             elif isinstance(value, datetime):
                 when = timezone.localtime(value).strftime("%Y-%m-%d %H:%M %Z")
                 parts.append(f"{words} {when}")
@@ -173,6 +174,9 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
         if GLOB_CHARS.intersection(value):
             return queryset.filter(event_type__regex=event_type_regex(value))
         return queryset.filter(event_type=value)
+
+    def read_state(self, queryset: MessageQuerySet, name: str, value: str) -> MessageQuerySet:
+        return queryset.filter(read=value == "true") if value else queryset
 
 
 # Filters in the order a sentence names them, with the words for each.

@@ -8,6 +8,9 @@
 - QuietReceiver4xx, a filter on the django.request logger, drops its 4xx lines for
   receiver paths: the receiver logs each refusal itself by endpoint id and reason, and a
   flood of 429s or forged deliveries must not also write a second line each.
+- OneLine4xx, a filter on the django.request logger, drops the traceback of its 4xx lines
+  (Django logs a 403 from PermissionDenied with the exception attached): a refusal is one
+  line; 5xx keep theirs.
 - remember_receiver_slug, the first middleware, tells the filter which slug to look for.
 
 config/wsgi.py's access log uses `redact` too.
@@ -80,6 +83,14 @@ class QuietReceiver4xx(logging.Filter):
         status = getattr(record, "status_code", None)
         path = getattr(getattr(record, "request", None), "path", "")
         return not (isinstance(status, int) and status < 500 and str(path).startswith(RECEIVER_PREFIX))
+
+
+class OneLine4xx(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        if isinstance(status, int) and status < 500:
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
 
 
 def remember_receiver_slug(

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import logging
 import re
 import secrets
 import time
@@ -25,8 +24,6 @@ from inbox import audit
 from inbox.addresses import validate_destination_url
 from inbox.secrets import decrypt, encrypt, token_digest
 from inbox.verification import DEFAULT_PRESET, PRESETS, Preset, Scheme, Secret, preset_choices
-
-audit_logger = logging.getLogger("inbox.audit")
 
 RATE_RE = re.compile(r"^[1-9][0-9]{0,8}/(?:[1-9][0-9]{0,4})?[smhd]$")
 HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")
@@ -79,6 +76,62 @@ def validate_transform(value: str) -> None:
 def validate_header_name(value: str) -> None:
     if not HEADER_NAME_RE.match(value):
         raise ValidationError("Enter an HTTP header name: letters, digits and dashes.")
+
+
+# Headers a server, a proxy or the HTTP framing itself owns: a token there would be stripped,
+# rewritten or mistaken for something else on the way in (or leak into a cookie jar).
+RESERVED_TOKEN_HEADERS = frozenset(
+    {
+        "host", "content-type", "content-length", "content-encoding", "transfer-encoding", "authorization",
+        "proxy-authorization", "cookie", "set-cookie", "connection", "keep-alive", "te", "trailer", "upgrade",
+        "proxy-connection", "expect", "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+        "x-real-ip", "user-agent", "accept", "accept-encoding", "date", "range",
+    }
+)  # fmt: skip
+
+
+def validate_token_header(value: str) -> None:
+    validate_header_name(value)
+    if value.lower() in RESERVED_TOKEN_HEADERS:
+        raise ValidationError(f"{value} is a standard HTTP header that servers and proxies own; pick another name.")
+
+
+# The only content types an endpoint may answer with: none of them is run or rendered as a
+# page by a browser, so an answer can never become a script or a page on the dashboard's
+# origin (docs/architecture.md, "The receiver's answers"). Older rows with another type
+# answer as text/plain (Endpoint.answer_content_type).
+INERT_CONTENT_TYPES = (
+    "text/plain",
+    "application/json",
+    "application/xml",
+    "text/xml",
+    "application/x-www-form-urlencoded",
+)
+# C0 and C1 controls, DEL and lone surrogates: invisible in a page, and able to spoof or
+# break what is shown around them. Newline and tab are allowed where text has lines.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+LINE_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def content_type_base(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def validate_inert_content_type(value: str) -> None:
+    if content_type_base(value) not in INERT_CONTENT_TYPES:
+        raise ValidationError(f"Answer with one of {', '.join(INERT_CONTENT_TYPES)}.")
+    if LINE_CONTROL_RE.search(value):
+        raise ValidationError("Enter a single-line content type.")
+
+
+def validate_single_line(value: str) -> None:
+    if LINE_CONTROL_RE.search(value):
+        raise ValidationError("Remove the control characters (line breaks, tabs, invisible characters).")
+
+
+def validate_text(value: str) -> None:
+    if CONTROL_RE.search(value):
+        raise ValidationError("Remove the invisible control characters (line breaks and tabs are fine).")
 
 
 def parse_methods(value: str) -> tuple[str, ...]:
@@ -213,6 +266,39 @@ class Endpoint(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("inbox:endpoint-detail", args=[self.pk])
 
+    def clean_fields(self, exclude: Any = None) -> None:
+        # Here rather than as field validators so the dashboard's form and create_endpoint
+        # (both call full_clean) refuse the same things without a schema migration.
+        errors: dict[str, Any] = {}
+        try:
+            super().clean_fields(exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        checks = (
+            ("name", validate_single_line),
+            ("description", validate_text),
+            ("token_header", validate_token_header),
+            ("response_content_type", validate_inert_content_type),
+        )
+        for field, check in checks:
+            if field in errors or (exclude and field in exclude):
+                continue
+            try:
+                check(getattr(self, field))
+            except ValidationError as exc:
+                errors[field] = exc.error_list
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def answer_content_type(self) -> str:
+        """The configured content type if it is inert, text/plain otherwise (rows saved
+        before the allowlist existed)."""
+        value = self.response_content_type
+        if content_type_base(value) in INERT_CONTENT_TYPES and not LINE_CONTROL_RE.search(value):
+            return value
+        return "text/plain"
+
     @property
     def path(self) -> str:
         return receiver_path(self.slug)
@@ -220,6 +306,18 @@ class Endpoint(models.Model):
     @property
     def url(self) -> str:
         return settings.PUBLIC_BASE_URL + self.path
+
+    @property
+    def masked_url(self) -> str:
+        """The receiver URL as pages show it after it was first shown: the slug is the
+        credential, so only its first characters, to tell endpoints apart."""
+        return f"{settings.PUBLIC_BASE_URL}{receiver_path(self.slug)[: -len(self.slug) - 1]}{self.slug[:4]}…/"
+
+    def new_url(self) -> None:
+        """A new slug: the old receiver URL answers 404 from now on (the receiver's cache
+        forgets this endpoint when it is saved)."""
+        self.slug = new_slug()
+        self.save(update_fields=["slug", "updated_at"])
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -991,9 +1089,13 @@ class AuditEntry(models.Model):
         same endpoint (inbox.audit): one change, one entry, with this call's details."""
         scope = audit.current()
         endpoint_id = endpoint.pk if endpoint is not None else None
+        username = user.get_username() if getattr(user, "pk", None) else "(system)"
+        if scope is not None and scope.command:
+            username = scope.command
+            details = {**details, "via": "command"}
         fields = {
             "user": user if getattr(user, "pk", None) else None,
-            "username": user.get_username() if getattr(user, "pk", None) else "(system)",
+            "username": username,
             "action": action,
             "endpoint": endpoint if endpoint_id else None,
             "target": target[:300],
@@ -1013,7 +1115,7 @@ class AuditEntry(models.Model):
             for name, value in fields.items():
                 setattr(entry, name, value)
             entry.save()
-        audit_logger.info("audit %s target=%r by user=%s", action, target[:100], entry.user_id)
+        audit.log_entry(entry)
         return entry
 
     @classmethod
@@ -1033,8 +1135,8 @@ class AuditEntry(models.Model):
         if endpoint_id in scope.explained:
             return
         key = (instance._meta.label, instance.pk)
-        if scope.via == "admin":
-            details["via"] = "admin"
+        if scope.via in ("admin", "command"):
+            details["via"] = scope.via
         known = scope.plain.get(key)
         if known is not None and action == known[1].action and "changed" in details:
             entry = known[1]
@@ -1045,14 +1147,14 @@ class AuditEntry(models.Model):
         user = scope.user
         entry = cls.objects.create(
             user=user,
-            username=user.get_username() if user is not None else "(system)",
+            username=user.get_username() if user is not None else (scope.command or "(system)"),
             action=action,
             endpoint_id=endpoint_id if exists else None,
             target=target[:300],
             details=details,
         )
+        # Logged when the scope ends (audit.Scope.flush), unless the view's own entry replaces it.
         scope.plain[key] = (endpoint_id, entry)
-        audit_logger.info("audit %s target=%r by user=%s", action, target[:100], entry.user_id)
 
 
 # --- The API: tokens and listeners' cursors ---------------------------------------------------

@@ -29,6 +29,7 @@ urlpatterns = [
     path("endpoints/<int:pk>/edit/", views.endpoint_edit, name="endpoint-edit"),
     path("endpoints/<int:pk>/rotate/", views.endpoint_rotate, name="endpoint-rotate"),
     path("endpoints/<int:pk>/delete/", views.endpoint_delete, name="endpoint-delete"),
+    path("endpoints/<int:pk>/new-url/", views.endpoint_new_url, name="endpoint-new-url"),
     path("endpoints/<int:pk>/test/", views.endpoint_send_test, name="endpoint-send-test"),
     path("endpoints/<int:pk>/destinations/new/", views.destination_create, name="destination-create"),
     path("destinations/<int:pk>/edit/", views.destination_edit, name="destination-edit"),

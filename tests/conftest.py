@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
+from html import unescape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from unittest import mock
@@ -53,6 +55,20 @@ def make_message(endpoint: Endpoint, body: bytes = b'{"type": "order.created"}',
     message.preview = preview_of(message)
     message.save()
     return message
+
+
+def answer_confirmation(client: Client, url: str, data: dict[str, Any]) -> Any:
+    """POST an action that asks first, then press the button on the page that asks, as a
+    person does: its form's hidden fields (a whole filter's signed confirmation too)."""
+    asked = csrf_post(client, url, data)
+    assert asked.status_code == 200, f"expected a question, got {asked.status_code}"
+    html = asked.content.decode()
+    form: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', html):
+        form.setdefault(name, []).append(unescape(value))
+    action = re.search(r'<form method="post" action="([^"]*)"', html)
+    assert action is not None
+    return csrf_post(client, unescape(action.group(1)), form)
 
 
 def csrf_post(client: Client, url: str, data: dict[str, Any] | None = None, **extra: Any) -> Any:

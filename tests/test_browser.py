@@ -263,3 +263,26 @@ def test_it_keeps_view_only_staff_from_changing_anything(page: Page, live_url: s
     response = page.goto(f"{live_url}/endpoints/{endpoint.pk}/edit/")
     assert response is not None
     assert response.status == 403
+
+
+def test_nothing_an_endpoint_answers_runs_on_the_dashboard_origin(page: Page, live_url: str) -> None:
+    # Two endpoints saved before the content-type allowlist (the form now refuses both): one
+    # answers a script, the other a page that loads it. An admin who opens the second must
+    # not run the first with the admin's session.
+    problems = Problems(page)
+    make_user("admin", MANAGERS)
+    script, _ = make_endpoint("script", auth="none", allowed_methods="GET,POST")
+    Endpoint.objects.filter(pk=script.pk).update(
+        response_content_type="application/javascript", response_body="alert(document.domain)"
+    )
+    attack, _ = make_endpoint("attack", auth="none", allowed_methods="GET,POST")
+    Endpoint.objects.filter(pk=attack.pk).update(
+        response_content_type="text/html", response_body=f'<script src="{script.path}"></script><p id=shown>hi</p>'
+    )
+    log_in(page, live_url, "admin")
+    response = page.goto(f"{live_url}{attack.path}")
+    assert response is not None
+    assert response.status == 200
+    page.wait_for_load_state("load")
+    assert problems.dialogs == [], "the endpoint's answer ran a script on the dashboard's origin"
+    assert page.locator("#shown").count() == 0  # shown as text, not rendered as a page

@@ -88,11 +88,13 @@ def test_it_shows_the_reason_in_the_viewer(client: Client, stored: list[Message]
 
 
 @pytest.mark.parametrize(("expression", "reason"), UNUSABLE)
-def test_it_answers_the_live_poll_without_a_crash(
+def test_it_refuses_the_live_poll_with_400_and_the_reason(
     client: Client, stored: list[Message], expression: str, reason: str
 ) -> None:
     response = client.get("/messages/new/", {"json": expression, "since": "0_0"})
-    assert response.status_code == 204
+    # Not 204 ("nothing new"): the filter is refused, with the reason.
+    assert response.status_code == 400
+    assert reason in response.content.decode()
 
 
 @pytest.mark.parametrize("kind", ["ndjson", "csv"])

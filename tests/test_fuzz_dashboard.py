@@ -237,3 +237,47 @@ def test_it_never_answers_a_bulk_action_with_a_5xx_nor_fails_its_job(
         assert response.status_code < 500
         run_worker()
     assert not BulkJob.objects.filter(status=JobStatus.FAILED).exists(), BulkJob.objects.values("error").first()
+
+
+# Filters with a closed set of values: anything else must be refused, never read as "any".
+CLOSED_FILTERS = {
+    "read": {"true", "false"},
+    "method": {"POST", "PUT", "PATCH", "DELETE", "GET"},
+    "verification": {"verified", "unverified"},
+    "status": {"pending", "processed", "failed", "skipped"},
+}
+
+
+@FUZZ
+@given(name=st.sampled_from([*CLOSED_FILTERS, "endpoint"]), value=junk.filter(lambda v: isinstance(v, str)))
+def test_an_invalid_filter_value_never_shows_every_row(
+    client: Client, inbox: dict[str, int], name: str, value: str
+) -> None:
+    if name == "endpoint":
+        valid = value.strip().isdigit() or value == ""
+    else:
+        valid = value in CLOSED_FILTERS[name] or value == ""
+    if valid:
+        return
+    listed = client.get("/", {name: value})
+    assert listed.status_code < 500
+    page = listed.content.decode()
+    assert 'role="alert"' in page  # the reason, in place of the rows
+    assert 'class="messages"' not in page
+    exported = client.get("/messages/export.ndjson", {name: value})
+    assert exported.status_code == 400
+    polled = client.get("/messages/new/", {name: value, "since": "0_0"})
+    assert polled.status_code == 400
+
+
+@FUZZ
+@given(name=st.sampled_from(["endpoint", "before"]), value=junk.filter(lambda v: isinstance(v, str) and v != ""))
+def test_the_audit_log_never_widens_to_everything_on_an_invalid_value(
+    client: Client, inbox: dict[str, int], name: str, value: str
+) -> None:
+    response = client.get("/audit/", {name: value})
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 400
+        assert "nothing is shown" in response.content.decode()

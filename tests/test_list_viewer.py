@@ -289,7 +289,7 @@ def test_it_sends_a_big_body_again_with_the_curl_and_the_file(live_server: Any, 
         endpoint, body, headers={"Content-Type": "application/json", "X-Webhook-Token": "[redacted]"}
     )
     (tmp_path / f"message-{original.pk}.bin").write_bytes(original.body)  # what the page's download saves
-    env = {**os.environ, "X_WEBHOOK_TOKEN": token or ""}
+    env = {**os.environ, "X_WEBHOOK_TOKEN": token or "", "RECEIVER_URL": endpoint.url}
     command = ["/bin/sh", "-c", curl_command(original) + " -s"]
     result = subprocess.run(command, check=True, env=env, capture_output=True, timeout=30, cwd=tmp_path)  # noqa: S603
     assert result.stdout == b"Message received."

@@ -71,6 +71,14 @@ def test_it_logs_a_dashboard_404_with_its_method_and_path(staff_client: Client, 
     assert "WARNING django.request Not Found: /messages/999999/ method=GET status=404" in log.text
 
 
+def test_it_logs_a_403_as_one_line_without_a_traceback(viewer_client: Client, log: Log) -> None:
+    # PermissionDenied reaches django.request with the exception attached: 7 lines a refusal.
+    assert viewer_client.get("/endpoints/new/").status_code == 403
+    assert "WARNING django.request Forbidden (Permission denied): /endpoints/new/ method=GET status=403" in log.text
+    assert "Traceback" not in log.text
+    assert len(log.text.strip().splitlines()) == 1
+
+
 def test_it_never_logs_the_slug_of_a_500_under_the_receiver(
     crashing_client: Client, monkeypatch: pytest.MonkeyPatch, log: Log
 ) -> None:

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from inbox.models import AuditEntry, BulkJob, Destination, Endpoint, Message
-from tests.conftest import csrf_post, make_endpoint, make_message, run_worker
+from tests.conftest import answer_confirmation, csrf_post, make_endpoint, make_message, run_worker
 from tests.test_endpoints import NEW_ENDPOINT
 
 pytestmark = pytest.mark.django_db
@@ -122,9 +122,7 @@ def test_it_deletes_a_selection_at_once_and_a_filter_in_the_background(staff_cli
     csrf_post(staff_client, "/messages/bulk/", {"ids": [chosen.pk], "action": "delete", "confirmed": "yes"})
     assert not Message.objects.filter(pk=chosen.pk).exists()
 
-    response = csrf_post(
-        staff_client, f"/messages/bulk/?endpoint={endpoint.pk}", {"action": "delete_all", "confirmed": "yes"}
-    )
+    response = answer_confirmation(staff_client, f"/messages/bulk/?endpoint={endpoint.pk}", {"action": "delete_all"})
     job = BulkJob.objects.get()
     assert response["Location"] == job.get_absolute_url()
     run_worker()
@@ -160,7 +158,18 @@ def test_it_counts_queries_of_the_list_for_a_viewer_too(viewer_client: Client, d
 
 
 @pytest.mark.parametrize(
-    "query", ["before=" + "9" * 5000, "before=99999999999999999999", "endpoint=\u00b2", "before=-1"]
+    "query",
+    [
+        "before=" + "9" * 5000,
+        "before=99999999999999999999",
+        "endpoint=\u00b2",
+        "before=-1",
+        "endpoint=abc",
+        "endpoint=1e999",
+    ],
 )
-def test_it_ignores_audit_parameters_that_are_not_ids(staff_client: Client, query: str) -> None:
-    assert staff_client.get(f"/audit/?{query}").status_code == 200
+def test_it_refuses_audit_parameters_that_are_not_ids(staff_client: Client, query: str) -> None:
+    # Refused, not ignored: ignoring `endpoint=abc` showed the whole log as if it were one endpoint's.
+    response = staff_client.get(f"/audit/?{query}")
+    assert response.status_code == 400
+    assert "nothing is shown" in response.content.decode()

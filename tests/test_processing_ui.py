@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from inbox.models import Attempt, BulkJob, Destination, Endpoint, Message
-from tests.conftest import Catcher, csrf_post, make_endpoint, make_message, run_worker
+from tests.conftest import Catcher, answer_confirmation, csrf_post, make_endpoint, make_message, run_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -179,10 +179,8 @@ def test_it_replays_every_message_matching_the_filter(staff_client: Client, catc
     make_message(endpoint, status="processed")
     make_message(other, status="failed")
 
-    response = csrf_post(
-        staff_client,
-        f"/messages/bulk/?endpoint={endpoint.pk}&status=failed",
-        {"action": "replay_all", "confirmed": "yes"},
+    response = answer_confirmation(
+        staff_client, f"/messages/bulk/?endpoint={endpoint.pk}&status=failed", {"action": "replay_all"}
     )
     job = BulkJob.objects.get()
     assert job.query == f"endpoint={endpoint.pk}&status=failed"

@@ -42,7 +42,9 @@ def test_it_writes_curl_with_placeholders_for_credentials(provider: Client) -> N
         headers={"X-Webhook-Token": token, "Authorization": "Bearer abc", "X-Trace": "t-1"},
     )
     command = curl_command(Message.objects.get())
-    assert command.startswith(f"curl -X POST '{endpoint.url}?attempt=2'")
+    # The receiver URL was shown once, when it was made: a variable, expanded by the shell.
+    assert command.startswith("curl -X POST \"$RECEIVER_URL\"'?attempt=2'")
+    assert endpoint.slug not in command
     assert '-H "X-Webhook-Token: $X_WEBHOOK_TOKEN"' in command
     assert '-H "Authorization: $AUTHORIZATION"' in command
     assert "-H 'X-Trace: t-1'" in command
@@ -60,7 +62,7 @@ def test_it_copies_a_curl_that_sends_the_same_request_again(live_server: Any, se
         b'{"type": "order.paid", "note": "$HOME `id` \\"q\\""}',
         headers={"Content-Type": "application/json", "X-Webhook-Token": "[redacted]", "X-Trace": "t-9"},
     )
-    env = {**os.environ, "X_WEBHOOK_TOKEN": token or ""}
+    env = {**os.environ, "X_WEBHOOK_TOKEN": token or "", "RECEIVER_URL": endpoint.url}
     # The point of the test: the shell runs the command exactly as a user would paste it.
     command = ["/bin/sh", "-c", curl_command(original) + " -s"]
     result = subprocess.run(command, check=True, env=env, capture_output=True, timeout=30)  # noqa: S603

@@ -85,7 +85,10 @@ class HmacOptionsSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class EndpointSerializer(serializers.ModelSerializer[Endpoint]):
-    url = serializers.SerializerMethodField(help_text="The receiver URL (null for staff who cannot manage endpoints).")
+    url = serializers.SerializerMethodField(
+        help_text="The receiver URL: in full only in the answer that created the endpoint (its slug is a "
+        "credential, shown once); masked afterwards; null for staff who cannot manage endpoints."
+    )
     secret = serializers.CharField(
         write_only=True,
         required=False,
@@ -103,8 +106,11 @@ class EndpointSerializer(serializers.ModelSerializer[Endpoint]):
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_url(self, endpoint: Endpoint) -> str | None:
-        # The URL carries the slug, a credential: like the dashboard, only for managers.
-        return endpoint.url if _can_manage_endpoints(self.context) else None
+        # The URL carries the slug, a credential: like the dashboard, shown in full once (the
+        # create answer), masked afterwards, and only to managers.
+        if not _can_manage_endpoints(self.context):
+            return None
+        return endpoint.url if self.context.get("show_url") else endpoint.masked_url
 
     def validate_allowed_methods(self, value: str) -> str:
         validate_methods(value)

@@ -88,7 +88,8 @@ class EndpointViewSet(Permissions, viewsets.ModelViewSet[Endpoint]):
     }
 
     def _answer(self, endpoint: Endpoint, shown: dict[str, str], code: int) -> Response:
-        data = s.EndpointCreatedSerializer(endpoint, context=self.get_serializer_context()).data
+        context = {**self.get_serializer_context(), "show_url": code == status.HTTP_201_CREATED}
+        data = s.EndpointCreatedSerializer(endpoint, context=context).data
         if "token" in shown:
             shown = {**shown, "token_header": endpoint.credential_header}
         data["credential"] = shown or None

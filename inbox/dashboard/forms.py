@@ -6,7 +6,14 @@ from typing import Any
 from django import forms
 
 from inbox.filters import clean_destination_filter
-from inbox.models import ApiScope, Destination, Endpoint, validate_header_name, validate_methods
+from inbox.models import (
+    INERT_CONTENT_TYPES,
+    ApiScope,
+    Destination,
+    Endpoint,
+    validate_header_name,
+    validate_methods,
+)
 from inbox.verification import DIGESTS, HMAC_OPTION_DEFAULTS, PRESETS, Preset
 
 HMAC_FIELDS = ("header", "digest", "encoding", "prefix", "template", "timestamp_header", "tolerance")
@@ -166,7 +173,10 @@ class EndpointForm(FocusFirstError, forms.ModelForm[Endpoint]):
             "dedupe_on_payload_id": "Deduplicate on payload id",
             "rate_limit_fail_open": "Fail open",
         }
-        help_texts = {"token_header": "The request header that carries the token."}
+        help_texts = {
+            "token_header": "The request header that carries the token.",
+            "response_content_type": "One of " + ", ".join(INERT_CONTENT_TYPES) + " (never a page or a script).",
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -376,6 +386,14 @@ class DestinationForm(FocusFirstError, forms.ModelForm[Destination]):
     def clean_transform(self) -> str:
         value: str = self.cleaned_data["transform"]
         return value.strip()
+
+    def clean_url(self) -> str:
+        value: str = self.cleaned_data["url"]
+        # A second destination with the same URL would deliver every message there twice.
+        others = Destination.objects.filter(endpoint_id=self.instance.endpoint_id, url=value)
+        if others.exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("This endpoint already forwards to this URL.")
+        return value
 
     def clean_forward_headers(self) -> str:
         value: str = self.cleaned_data["forward_headers"]

@@ -23,7 +23,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import JsonLexer, XmlLexer
 
 from inbox.charsets import declared_charset, decode_declared
-from inbox.models import REDACTED, Message
+from inbox.models import REDACTED, Endpoint, Message
 
 # Above this size highlighting costs more than it helps; the document is shown plain
 # and collapsed.
@@ -231,18 +231,40 @@ def curl_body_file(message: Message) -> str | None:
     return None
 
 
-def curl_command(message: Message, url: str | None = None) -> str:
-    """A curl command that sends this request again to its endpoint. Redacted credentials
-    become shell variables ($X_WEBHOOK_TOKEN) to fill in; a binary or large body is read
-    from the downloaded raw file (curl_body_file)."""
-    url = (url or message.endpoint.url) + (f"?{message.query_string}" if message.query_string else "")
-    lines = [f"curl -X {message.method} {shlex.quote(url)}"]
+RECEIVER_URL_VARIABLE = "RECEIVER_URL"
+
+
+def double_quoted(text: str, variable: str = "") -> str:
+    """`text` in shell double quotes, escaped so it stays literal, followed (inside the same
+    quotes) by `${variable}`, which the shell expands: what a pasted command needs so that
+    `export X_WEBHOOK_TOKEN=...` then paste works (single quotes would send "$X_..." as is)."""
+    escaped = re.sub(r'([\\"$`])', r"\\\1", text)
+    return f'"{escaped}' + (f"${variable}" if variable else "") + '"'
+
+
+def single_quoted(text: str) -> str:
+    """`text` in shell single quotes, always (shlex.quote leaves a plain URL bare)."""
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def header_variable(name: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def curl_command(message: Message) -> str:
+    """A curl command that sends this request again to its endpoint. The receiver URL (a
+    credential, shown once) is "$RECEIVER_URL", and redacted credentials are shell variables
+    ($X_WEBHOOK_TOKEN), all to set first; a binary or large body is read from the
+    downloaded raw file (curl_body_file)."""
+    query = f"?{message.query_string}" if message.query_string else ""
+    # The query in single quotes: a "!" in double quotes is history expansion in bash.
+    url = double_quoted("", RECEIVER_URL_VARIABLE) + (shlex.quote(query) if query else "")
+    lines = [f"curl -X {message.method} {url}"]
     for name, value in message.headers.items():
         if name.lower() in CURL_SKIPPED_HEADERS:
             continue
         if value == REDACTED:
-            variable = re.sub(r"[^A-Z0-9]", "_", name.upper())
-            lines.append(f'-H "{name}: ${variable}"')
+            lines.append("-H " + double_quoted(f"{name}: ", header_variable(name)))
         else:
             lines.append(f"-H {shlex.quote(f'{name}: {value}')}")
     body_file = curl_body_file(message)
@@ -250,4 +272,37 @@ def curl_command(message: Message, url: str | None = None) -> str:
         lines.append(f"--data-binary @{body_file}")
     elif message.body_size and message.body_text is not None:
         lines.append(f"--data-binary {shlex.quote(message.body_text)}")
+    return " \\\n  ".join(lines)
+
+
+def endpoint_curl_variables(endpoint: Endpoint) -> list[str]:
+    """The shell variables endpoint_curl uses once the URL and credential are no longer shown."""
+    names = [RECEIVER_URL_VARIABLE]
+    if endpoint.secret_kind == "token":
+        names.append(header_variable(endpoint.credential_header))
+    elif endpoint.secret_kind == "basic":
+        names.append("WEBHOOK_PASSWORD")
+    return names
+
+
+TEST_BODY = '{"type": "test.event", "data": {"hello": "world"}}'
+
+
+def endpoint_curl(endpoint: Endpoint, shown: dict[str, str], url: str = "") -> str:
+    """The endpoint page's test curl: with the URL and the credential while they are shown
+    (once), and shell variables to set ("$RECEIVER_URL", "$X_WEBHOOK_TOKEN") afterwards."""
+    lines = [f"curl -X POST {single_quoted(url) if url else double_quoted('', RECEIVER_URL_VARIABLE)}"]
+    lines.append(f"-H {shlex.quote('Content-Type: application/json')}")
+    if endpoint.secret_kind == "token":
+        header = endpoint.credential_header
+        token = shown.get("token")
+        lines.append(
+            "-H "
+            + (shlex.quote(f"{header}: {token}") if token else double_quoted(f"{header}: ", header_variable(header)))
+        )
+    elif endpoint.secret_kind == "basic":
+        password = shown.get("password")
+        user = f"{endpoint.basic_username}:"
+        lines.append("-u " + (shlex.quote(user + password) if password else double_quoted(user, "WEBHOOK_PASSWORD")))
+    lines.append(f"-d {shlex.quote(TEST_BODY)}")
     return " \\\n  ".join(lines)

@@ -193,12 +193,27 @@ def _answer(answer: Answer) -> HttpResponse:
 
 def accepted_response(endpoint: Endpoint) -> HttpResponse:
     return HttpResponse(
-        endpoint.response_body, status=endpoint.response_status, content_type=endpoint.response_content_type
+        endpoint.response_body, status=endpoint.response_status, content_type=endpoint.answer_content_type
     )
+
+
+# Every answer of the receiver: nothing in it may run, be framed, or be loaded as a script or
+# a style by a page of the dashboard's origin, whatever an endpoint was configured to answer.
+ANSWER_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 @csrf_exempt
 def receive(request: HttpRequest, slug: str) -> HttpResponse:
+    response = _receive_or_refuse(request, slug)
+    for name, value in ANSWER_HEADERS.items():
+        response[name] = value
+    return response
+
+
+def _receive_or_refuse(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         return _receive(request, slug)
     except Http404:

@@ -33,6 +33,9 @@ def test_creating_an_endpoint_answers_201_with_its_url_and_credential_once(manag
     again = manager_api.get(f"/api/v1/endpoints/{data['id']}/").json()
     assert "credential" not in again
     assert data["credential"]["token"] not in str(again)
+    slug = urlsplit(data["url"]).path.split("/")[2]
+    assert slug not in str(again), "the receiver URL is a credential: shown in full in the create answer only"
+    assert again["url"].endswith("…/")
     assert again["rate_limit"] == "120/m"
 
 

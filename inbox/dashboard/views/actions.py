@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages as django_messages
+from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,7 +24,9 @@ from inbox.dashboard.views.common import (
     HtmxHttpRequest,
     filtered_messages,
     get_endpoint,
+    list_url,
     parse_ids,
+    post_or_back,
     query_without,
     staff_required,
 )
@@ -33,7 +36,7 @@ from inbox.delivery.queue import enqueue_processing
 from inbox.delivery.routing import RoutingError, dry_run, pause, resume
 from inbox.delivery.routing import preview as routing_preview
 from inbox.delivery.work import has_work
-from inbox.filters import describe_query
+from inbox.filters import MessageFilter, describe_query
 from inbox.models import (
     BULK_PAST,
     AuditAction,
@@ -249,7 +252,7 @@ def destination_resume(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_required
-@require_POST
+@post_or_back(lambda request, pk: reverse("inbox:destination-edit", args=[pk]))
 @needs("inbox.change_endpoint")
 def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(Destination.objects.select_related("endpoint"), pk=pk)
@@ -274,7 +277,7 @@ def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- Replay -------------------------------------------------------------------------------------
 @staff_required
-@require_POST
+@post_or_back(lambda request, pk: reverse("inbox:message-detail", args=[pk]))
 @needs("inbox.change_message")
 def message_replay(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message.objects.select_related("endpoint"), pk=pk)
@@ -290,7 +293,7 @@ def message_replay(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_required
-@require_POST
+@post_or_back(list_url)
 def messages_bulk(request: HttpRequest) -> HttpResponse:
     """A bulk action (`action`: replay, delete, mark_read, mark_unread) on the chosen
     messages (`ids`), or, with `_all` after the action, on every message matching the
@@ -300,7 +303,15 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
     Deletes, and replays of a whole filter, happen only with `confirmed=yes`: without it
     the answer is a page that asks, naming what and how many. The list's script asks in a
     dialog for a selection and sets the field; a whole filter always asks on that page,
-    so the question holds without JavaScript."""
+    so the question holds without JavaScript.
+
+    The filter is the query string's and nothing else: a POST whose body carries a filter
+    field is refused (the body's filter would otherwise be ignored and the action hit
+    every message). A whole filter's delete or replay acts only with the signed token its
+    confirmation page carries, bound to the user, the action, the exact filter and the
+    count that page showed; without it, the question is asked again."""
+    if refused := _filter_in_body(request):
+        return refused
     requested = request.POST.get("action", "")
     if requested == "compare":
         # Compare only reads: any staff may, and it goes to a GET page of its own (the
@@ -341,13 +352,13 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
             return redirect(_list_url(request))
         job.ids = ids
         matching = Message.objects.filter(pk__in=ids)
-    if _asks_first(action, scope) and request.POST.get("confirmed") != "yes":
+    details: dict[str, Any] = {}
+    if _asks_first(action, scope) and not _confirmed(request, action, scope, job.query, details):
         return _confirm_bulk(request, action, scope, matching, words)
     if job.ids:
         target = f"{len(job.ids)} selected message{'s' if len(job.ids) != 1 else ''}"
     else:
         target = f"every message matching {words}" if words else "every message (no filter)"
-    details: dict[str, Any] = {}
     if AUDIT_ACTIONS[action] == AuditAction.MESSAGES_MARKED:
         details["read"] = action == BulkAction.MARK_READ
     entry = AuditEntry.record(request.user, AUDIT_ACTIONS[action], target, None, **details)
@@ -363,6 +374,19 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
     return redirect(job)
 
 
+def _filter_in_body(request: HttpRequest) -> HttpResponse | None:
+    smuggled = sorted(set(request.POST) & set(MessageFilter.base_filters))
+    if not smuggled:
+        return None
+    logger.warning("bulk action refused: filter fields in the form body: %s", ", ".join(smuggled)[:200])
+    django_messages.error(
+        request,
+        f"Nothing was done: a filter ({', '.join(smuggled)}) was sent in the form, not in the list's "
+        "address. Filter the list, then use its buttons.",
+    )
+    return redirect(_list_url(request))
+
+
 AUDIT_ACTIONS = {
     BulkAction.REPLAY: AuditAction.MESSAGES_REPLAYED,
     BulkAction.DELETE: AuditAction.MESSAGES_DELETED,
@@ -372,6 +396,45 @@ AUDIT_ACTIONS = {
 
 # A confirmation counts this far and no further: "more than 10,000" is enough to decide.
 CONFIRM_COUNT_CAP = 10_000
+CONFIRM_SALT = "inbox.bulk-confirmation"
+CONFIRM_MAX_AGE = 60 * 60  # a question left open in a tab for longer is asked again
+
+
+def _confirmation_token(request: HttpRequest, action: BulkAction, query: str, count: int) -> str:
+    """What the confirmation page posts back: who was asked, what, about which filter, and
+    the count they saw. Signed (SECRET_KEY), so no other form or script can forge it."""
+    return signing.dumps({"u": request.user.pk, "a": action.value, "q": query, "n": count}, salt=CONFIRM_SALT)
+
+
+def _confirmed(request: HttpRequest, action: BulkAction, scope: str, query: str, details: dict[str, Any]) -> bool:
+    """Whether the person answered this question: `confirmed=yes`, and for a whole filter
+    the signed token of its page (whose count goes into the audit `details`)."""
+    if request.POST.get("confirmed") != "yes":
+        return False
+    if scope != "all":
+        return True
+    shown = _confirmed_count(request, action, query)
+    if shown is None:
+        return False  # not this page's question (or too old): ask it
+    details["confirmed_count"] = shown
+    return True
+
+
+def _confirmed_count(request: HttpRequest, action: BulkAction, query: str) -> int | None:
+    """The count the person was shown, if the POST carries a valid token for exactly this
+    action and filter; None otherwise."""
+    try:
+        data = signing.loads(request.POST.get("confirmation", ""), salt=CONFIRM_SALT, max_age=CONFIRM_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    if not isinstance(data, dict) or (data.get("u"), data.get("a"), data.get("q")) != (
+        request.user.pk,
+        action.value,
+        query,
+    ):
+        return None
+    count = data.get("n")
+    return count if isinstance(count, int) else None
 
 
 def _asks_first(action: BulkAction, scope: str) -> bool:
@@ -416,6 +479,8 @@ def _confirm_bulk(
     fields = [("action", request.POST["action"])]
     fields += [("ids", str(pk)) for pk in parse_ids(request.POST.getlist("ids"))] if scope == "selected" else []
     query = query_without(request, "before", "after")
+    if scope == "all":
+        fields.append(("confirmation", _confirmation_token(request, action, query, count)))
     context = {
         "title": question,
         "question": question,
@@ -430,8 +495,7 @@ def _confirm_bulk(
 
 
 def _list_url(request: HttpRequest) -> str:
-    query = query_without(request, "before", "after")
-    return reverse("inbox:message-list") + (f"?{query}" if query else "")
+    return list_url(request)
 
 
 @staff_required

@@ -5,16 +5,19 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages as django_messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import get_object_or_404, render
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 from django_ratelimit.core import is_ratelimited
@@ -54,6 +57,35 @@ def staff_required(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def post_or_back(back: Callable[..., str]) -> Callable[[View], View]:
+    """POST only, but a GET (a reload of the confirmation page a POST answered, whose URL
+    is the action's; a bookmark; a pasted link) goes back to where the action was offered,
+    saying nothing was done, instead of a blank 405. `back(request, **kwargs)` is that URL.
+    Put it where @require_POST would go, under @staff_required."""
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method == "POST":
+                return view(request, *args, **kwargs)
+            if request.method in ("GET", "HEAD"):
+                django_messages.info(
+                    request, "Nothing was done: that page only answers a button press. Try again here."
+                )
+                return redirect(back(request, **kwargs))
+            return HttpResponseNotAllowed(["POST"])
+
+        return wrapper
+
+    return decorator
+
+
+def list_url(request: HttpRequest) -> str:
+    """The message list with the request's filter (no paging)."""
+    query = query_without(request, "before", "after")
+    return reverse("inbox:message-list") + (f"?{query}" if query else "")
 
 
 _login_form_view = auth_views.LoginView.as_view(redirect_authenticated_user=True)
@@ -111,6 +143,17 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     """Who changed what, when: newest first, AUDIT_PAGE a page, by endpoint if asked."""
     entries = AuditEntry.objects.select_related("endpoint")
     endpoint = None
+    # A value that is not a row id must not quietly widen the page to the whole log.
+    invalid = [
+        name for name in ("endpoint", "before") if request.GET.get(name, "") and not parse_ids([request.GET[name]])
+    ]
+    if invalid:
+        logger.info("audit log refused invalid %s", ", ".join(invalid))
+        context: dict[str, object] = {
+            "entries": [],
+            "invalid": [f"{name}: enter a whole number (a row id)." for name in invalid],
+        }
+        return render(request, "inbox/audit_list.html", context, status=400)
     if endpoint_id := parse_ids([request.GET.get("endpoint", "")]):
         endpoint = Endpoint.objects.filter(pk=endpoint_id[0]).first()
         entries = entries.filter(endpoint_id=endpoint_id[0])

@@ -13,14 +13,16 @@ from django.db.models import OuterRef, Subquery
 from django.forms import BooleanField
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from inbox import stats
 from inbox.dashboard import charts
 from inbox.dashboard.forms import EndpointForm, RotateForm
-from inbox.dashboard.views.common import HtmxHttpRequest, get_endpoint, staff_required
+from inbox.dashboard.viewer import endpoint_curl, endpoint_curl_variables
+from inbox.dashboard.views.common import HtmxHttpRequest, get_endpoint, post_or_back, staff_required
 from inbox.delivery import handlers
 from inbox.models import AuditAction, AuditEntry, Endpoint, Message, Status
 from inbox.permissions import needs
@@ -48,7 +50,11 @@ SHOWN_SECRET_KEY = "inbox.shown_secret"
 SHOWN_SECRET_SECONDS = 600
 
 
-def remember_secret(request: HttpRequest, endpoint: Endpoint, shown: dict[str, str]) -> None:
+def remember_secret(request: HttpRequest, endpoint: Endpoint, shown: dict[str, str], url: bool = False) -> None:
+    """Keep `shown` (and with `url`, the receiver URL, itself a credential shown once: after
+    a create and a new URL) for the next GET of the endpoint's page."""
+    if url:
+        shown = {**shown, "url": endpoint.url}
     if shown:
         payload = json.dumps({"endpoint": endpoint.pk, "at": time.time(), "shown": shown})
         request.session[SHOWN_SECRET_KEY] = encrypt(payload)
@@ -77,6 +83,7 @@ def pop_secret(request: HttpRequest, endpoint: Endpoint) -> dict[str, str]:
 def _secret_page(request: HttpRequest, endpoint: Endpoint) -> HttpResponse:
     """The endpoint page; the one GET after a create or rotation also shows the new secret."""
     shown = pop_secret(request, endpoint)
+    shown_url = shown.pop("url", "")
     rejected = endpoint.rejected_attempts.all()
     recent = list(endpoint.messages.for_list()[:10])
     context = {
@@ -84,7 +91,10 @@ def _secret_page(request: HttpRequest, endpoint: Endpoint) -> HttpResponse:
         "shown": shown,
         "recent": recent,
         "waiting": not recent,
-        "instructions": endpoint.preset.instructions.replace("{url}", endpoint.url).replace(
+        "shown_url": shown_url,
+        "curl": endpoint_curl(endpoint, shown, shown_url),
+        "curl_variables": endpoint_curl_variables(endpoint),
+        "instructions": endpoint.preset.instructions.replace("{url}", shown_url or endpoint.masked_url).replace(
             "{header}", endpoint.credential_header
         ),
         "counts": stats.counts(endpoint.pk),
@@ -98,7 +108,7 @@ def _secret_page(request: HttpRequest, endpoint: Endpoint) -> HttpResponse:
         **_overview(request, endpoint),
     }
     response = render(request, "inbox/endpoint_detail.html", context)
-    if shown:
+    if shown or shown_url:
         # The secret must not linger in any cache or in the browser's history.
         add_never_cache_headers(response)
         response["Cache-Control"] += ", no-store"
@@ -154,7 +164,7 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
         shown = endpoint.set_secret(form.cleaned_data["secret"] or None)
         endpoint.save()
         AuditEntry.record(request.user, AuditAction.ENDPOINT_CREATED, endpoint.name, endpoint, preset=endpoint.auth)
-        remember_secret(request, endpoint, shown)
+        remember_secret(request, endpoint, shown, url=True)
         return redirect(endpoint)
     return render(request, "inbox/endpoint_form.html", {"form": form})
 
@@ -166,7 +176,7 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_required
-@require_POST
+@post_or_back(lambda request: reverse("inbox:endpoint-list"))
 @needs("inbox.add_endpoint")
 def endpoint_quick(request: HttpRequest) -> HttpResponse:
     """One click: a token endpoint with the defaults, then its page with the token (once)
@@ -175,7 +185,7 @@ def endpoint_quick(request: HttpRequest) -> HttpResponse:
     AuditEntry.record(
         request.user, AuditAction.ENDPOINT_CREATED, endpoint.name, endpoint, preset=endpoint.auth, quick=True
     )
-    remember_secret(request, endpoint, shown)
+    remember_secret(request, endpoint, shown, url=True)
     return redirect(endpoint)
 
 
@@ -260,7 +270,36 @@ def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_required
-@require_POST
+@require_http_methods(["GET", "POST"])
+@needs("inbox.change_endpoint")
+def endpoint_new_url(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new receiver URL, shown once, for when the old one was lost or leaked. It asks
+    first (a GET is the question): the old URL stops working at once."""
+    endpoint = get_endpoint(pk)
+    if request.method == "POST" and request.POST.get("confirmed") == "yes":
+        endpoint.new_url()
+        AuditEntry.record(request.user, AuditAction.SECRET_ROTATED, endpoint.name, endpoint, secret="receiver URL")
+        remember_secret(request, endpoint, {}, url=True)
+        return redirect(endpoint)
+    question = f"Give “{endpoint.name}” a new receiver URL?"
+    context = {
+        "title": question,
+        "question": question,
+        "lines": [
+            f"Its current URL ({endpoint.masked_url}) stops working at once: providers that still send "
+            "there get 404 until you give them the new one.",
+            "The new URL is shown once, on the next page.",
+        ],
+        "action_url": reverse("inbox:endpoint-new-url", args=[endpoint.pk]),
+        "fields": [],
+        "button": "Make a new URL",
+        "cancel_url": endpoint.get_absolute_url(),
+    }
+    return render(request, "inbox/confirm.html", context)
+
+
+@staff_required
+@post_or_back(lambda request, pk: reverse("inbox:endpoint-detail", args=[pk]))
 @needs("inbox.change_endpoint")
 def endpoint_send_test(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)

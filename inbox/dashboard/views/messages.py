@@ -12,10 +12,17 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from inbox.dashboard.viewer import CURL_INLINE_LIMIT, body_view, compare, curl_body_file, curl_command, json_tree
-from inbox.dashboard.views.common import HtmxHttpRequest, filtered_messages, parse_ids, query_without, staff_required
+from inbox.dashboard.views.common import (
+    HtmxHttpRequest,
+    filtered_messages,
+    parse_ids,
+    post_or_back,
+    query_without,
+    staff_required,
+)
 from inbox.filters import MessageFilter, clean_destination_filter
 from inbox.models import AuditAction, AuditEntry, Message
 from inbox.permissions import needs
@@ -101,7 +108,6 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # Opening a message reads it for the whole team, like a shared mailbox.
         Message.objects.filter(pk=message.pk).update(read=True)
     filterset = filtered_messages(request)
-    can_see_url = request.user.has_perm("inbox.change_endpoint")
     newer = older = None
     if filterset.is_valid():
         qs = filterset.qs.only("id")
@@ -118,8 +124,8 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "list_query": query_without(request, "before", "after"),
         "attempts": message.processing_attempts.all(),
         "tree": json_tree(message.json) if message.json is not None and message.body_size <= TREE_BODY_LIMIT else None,
-        # The receiver URL is a credential: staff who cannot manage endpoints get a placeholder.
-        "curl": curl_command(message, None if can_see_url else "$RECEIVER_URL"),
+        # The receiver URL is a credential shown once, when it was made: "$RECEIVER_URL" here.
+        "curl": curl_command(message),
         # Too big for a command line (or not UTF-8): the curl reads the raw download.
         "curl_body_file": curl_body_file(message),
         "curl_inline_limit": CURL_INLINE_LIMIT,
@@ -138,7 +144,7 @@ def message_raw(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_required
-@require_POST
+@post_or_back(lambda request, pk: reverse("inbox:message-detail", args=[pk]) + _query(request))
 @needs("inbox.delete_message")
 def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(Message.objects.select_related("endpoint"), pk=pk)
@@ -161,6 +167,11 @@ def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
     message.delete()
     AuditEntry.record(request.user, AuditAction.MESSAGES_DELETED, f"message #{pk}", message.endpoint)
     return redirect(reverse("inbox:message-list") + (f"?{query}" if query else ""))
+
+
+def _query(request: HttpRequest) -> str:
+    query = query_without(request, "before", "after")
+    return f"?{query}" if query else ""
 
 
 def pick_two(ticked: int) -> str:
@@ -192,7 +203,9 @@ def message_list_new(request: HttpRequest) -> HttpResponse:
     filterset = filtered_messages(request)
     since = Message.parse_cursor(request.GET.get("since", ""))
     if not filterset.is_valid() or since is None:
-        return HttpResponse(status=204)
+        # Never "no news" for a filter that is not one (the list page shows the reason).
+        errors = "; ".join(f"{name}: {' '.join(e)}" for name, e in filterset.errors.items()) or "since: not a cursor"
+        return HttpResponse(f"Invalid filter: {errors}\n", status=400, content_type="text/plain; charset=utf-8")
     rows = list(filterset.qs.for_list().newer_than(*since)[:PAGE_SIZE])
     if not rows:
         return HttpResponse(status=204)

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from inbox.audit import audited_command
 from inbox.models import DEFAULT_RATE, Destination, Endpoint, parse_methods
 from inbox.verification import PRESETS
 
@@ -35,6 +36,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
 
+    @audited_command  # the endpoint and its destinations, through the models' audit signals
     def handle(self, *args: Any, **options: Any) -> None:
         preset = PRESETS[options["auth"]]
         endpoint = Endpoint(
@@ -59,6 +61,8 @@ class Command(BaseCommand):
             raise CommandError(f"--auth {preset.name} needs --secret: {exc}") from None
         if secret is not None and preset.secret_kind not in ("token",):
             shown.setdefault("secret", secret)
+        if len(set(options["forward_to"])) < len(options["forward_to"]):
+            raise CommandError("--forward-to: this endpoint already forwards to this URL (given twice).")
         destinations = [Destination(url=url) for url in options["forward_to"]]
         try:
             endpoint.full_clean()

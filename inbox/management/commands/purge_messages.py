@@ -5,7 +5,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inbox.models import Endpoint
+from inbox.audit import audited_command
+from inbox.models import AuditAction, AuditEntry, Endpoint
 from inbox.tasks import schedule_daily_purge
 
 
@@ -20,6 +21,7 @@ class Command(BaseCommand):
             help="Do not purge now; make sure the worker's daily purge task is queued.",
         )
 
+    @audited_command
     def handle(self, *args: Any, **options: Any) -> None:
         if options["schedule"]:
             queued = schedule_daily_purge()
@@ -32,4 +34,13 @@ class Command(BaseCommand):
         for name, deleted in report.items():
             if deleted:
                 self.stdout.write(f"  {name}: {deleted}")
-        self.stdout.write(f"Deleted {sum(report.values())} messages.")
+        total = sum(report.values())
+        if total:
+            # The scheduled purge is policy; one run by hand is someone's decision.
+            AuditEntry.record(
+                None,
+                AuditAction.MESSAGES_DELETED,
+                f"{total} messages past retention or cap",
+                endpoints={name: n for name, n in report.items() if n},
+            )
+        self.stdout.write(f"Deleted {total} messages.")

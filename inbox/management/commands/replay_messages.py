@@ -4,8 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from inbox.audit import audited_command
 from inbox.delivery.bulk import replay
-from inbox.models import Endpoint, Message, Status
+from inbox.models import AuditAction, AuditEntry, Endpoint, Message, Status
 
 
 class Command(BaseCommand):
@@ -21,9 +22,11 @@ class Command(BaseCommand):
             "--status", choices=Status.values, help="Only messages in this processing state (with --endpoint)."
         )
 
+    @audited_command
     def handle(self, *args: Any, **options: Any) -> None:
         ids: list[int] = options["ids"]
         name: str | None = options["endpoint"]
+        endpoint: Endpoint | None = None
         if bool(ids) == bool(name):
             raise CommandError("Give message ids or --endpoint NAME (not both).")
         if ids:
@@ -41,4 +44,11 @@ class Command(BaseCommand):
             if options["status"]:
                 messages = messages.filter(status=options["status"])
         replayed = replay(messages)
+        if endpoint is None:
+            target = f"{replayed} message{'s' if replayed != 1 else ''} by id"
+            AuditEntry.record(None, AuditAction.MESSAGES_REPLAYED, target, ids=sorted(ids)[:100])
+        else:
+            status = f" with status {options['status']}" if options["status"] else ""
+            target = f"{replayed} message{'s' if replayed != 1 else ''} of “{endpoint.name}”{status}"
+            AuditEntry.record(None, AuditAction.MESSAGES_REPLAYED, target, endpoint)
         self.stdout.write(f"Queued {replayed} message{'s' if replayed != 1 else ''} for processing.")
