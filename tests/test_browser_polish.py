@@ -3,6 +3,7 @@ the list leaves room for, and how a bad field looks when the page focuses it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -84,3 +85,22 @@ def test_it_marks_every_bad_field_red_even_the_focused_one(wide: Page, live_url:
     expect(wide.locator("#id_secret")).to_be_focused()
     expect(wide.locator("#id_secret")).to_have_css("outline-color", BAD[scheme])
     screenshot(wide, f"form-errors-{scheme}")
+
+
+def test_it_runs_the_refusal_count_into_its_sentence(wide: Page, live_url: str) -> None:  # noqa: F811
+    make_user("staff", MANAGERS)
+    endpoint, _ = make_endpoint("shop")
+    log_in(wide, live_url, "staff")
+    wide.request.post(f"{live_url}{endpoint.path}", data="{}", headers={"X-Webhook-Token": "wrong"})
+    wide.goto(f"{live_url}{endpoint.get_absolute_url()}")
+    refused = wide.locator("#first-delivery .refused")
+    expect(refused).to_contain_text(
+        re.compile(r"^1 refused, the last one .+: 403 “Invalid X-Webhook-Token”\. Rejected")
+    )
+    # No gap drawn between the count and its comma (it read "1 refused , the last one").
+    gap = wide.evaluate(
+        """() => { const s = document.querySelector('#first-delivery .refused strong');
+                   const r = document.createRange(); r.setStart(s.nextSibling, 0); r.setEnd(s.nextSibling, 1);
+                   return r.getBoundingClientRect().left - s.getBoundingClientRect().right; }"""
+    )
+    assert abs(gap) < 1, gap
