@@ -154,6 +154,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # {% load inbox_text %}: bidi controls made visible (inbox/dashboard/textfilters.py).
+            "libraries": {"inbox_text": "inbox.dashboard.textfilters"},
         },
     },
 ]

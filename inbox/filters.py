@@ -130,6 +130,24 @@ class MessageFilter(django_filters.FilterSet):  # type: ignore[misc]
         model = Message
         fields = ["q", "json", "endpoint", "event_type", "method", "content_type", "verification", "status", "read"]
 
+    def __init__(self, data: QueryDict | None = None, *args: Any, **kwargs: Any) -> None:
+        # HTTP methods are upper case, but `method=get` means GET to anyone typing a URL:
+        # normalised here, so the form, the query string it renders and every caller agree.
+        method = str(data.get("method") or "") if data is not None else ""
+        if data is not None and method != method.upper():
+            data = data.copy()
+            data["method"] = method.upper()
+        super().__init__(data, *args, **kwargs)
+
+    def error_list(self) -> list[tuple[str, str, str]]:
+        """The errors as (field name, its label, the messages): people read the label,
+        `method` is a query-string key. The name is "__all__" (label "") for the form's own."""
+        form = self.form
+        return [
+            (name, "" if name == "__all__" else str(form[name].label), " ".join(errors))
+            for name, errors in form.errors.items()
+        ]
+
     def describe(self) -> str:
         """The filter in words, for a confirmation, a job and the audit log: e.g.
         'endpoint “shop”, status failed, search “foo”'; "" when nothing narrows the list.

@@ -217,7 +217,7 @@ CASES = [
         REJECTED,
         b"x" * 2048,
         endpoint={"max_body_bytes": 1024},
-        then=says(b"1024 bytes"),
+        then=says("1.0\xa0KB".encode()),  # filesizeformat, as the Limits card
     ),
     Hostile("declared-terabyte", 413, REJECTED, meta={"CONTENT_LENGTH": str(10**12)}),
     Hostile("declared-30-digit-length", 413, REJECTED, meta={"CONTENT_LENGTH": "9" * 30}),

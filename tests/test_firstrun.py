@@ -139,7 +139,7 @@ def test_it_says_while_waiting_that_deliveries_were_refused(staff_client: Client
     fragment = refused.content.decode()
     assert refused.status_code == 200
     assert "Waiting for the first delivery" in fragment
-    assert "1 refused:" in fragment
+    assert "1 refused</strong>, the last one" in fragment
     assert f'hx-get="{poll}?refused=1"' in fragment  # still polling, from the new count
     assert staff_client.get(poll + "?refused=1", headers=HTMX).status_code == 204
 

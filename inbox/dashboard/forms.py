@@ -315,6 +315,16 @@ class RotateForm(FocusFirstError, forms.Form):
     def __init__(self, *args: Any, endpoint: Endpoint, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.endpoint = endpoint
+        preset = endpoint.preset
+        if endpoint.secret_kind in ("token", "basic"):
+            # Tokens and passwords are always generated (stored as digests): nothing to paste.
+            del self.fields["secret"]
+        elif preset.generates_secret:
+            self.fields["secret"].label = f"New {preset.secret_label.lower()} (optional)"
+            self.fields["secret"].help_text = "Leave empty to generate one."
+        else:
+            self.fields["secret"].label = f"New {preset.secret_label.lower()} from {preset.label}"
+            self.fields["secret"].help_text = f"Create it in {preset.label} first, then paste it here."
 
     def clean_secret(self) -> str:
         value: str = self.cleaned_data["secret"]
@@ -327,6 +337,11 @@ class RotateForm(FocusFirstError, forms.Form):
         elif not preset.generates_secret and self.endpoint.secret_kind not in ("token", "basic"):
             raise forms.ValidationError(f"Paste the new {preset.secret_label.lower()} from {preset.label}.")
         return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        cleaned.setdefault("secret", "")  # no field for generated tokens and passwords: generate
+        return cleaned
 
 
 class DestinationForm(FocusFirstError, forms.ModelForm[Destination]):

@@ -17,12 +17,13 @@ from urllib.parse import parse_qsl
 
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import JsonLexer, XmlLexer
 
 from inbox.charsets import declared_charset, decode_declared
+from inbox.dashboard.textfilters import bidi, bidi_text, mark_bidi_html
 from inbox.models import REDACTED, Endpoint, Message
 
 # Above this size highlighting costs more than it helps; the document is shown plain
@@ -57,7 +58,8 @@ def _highlight(text: str, lexer: JsonLexer | XmlLexer, label: str) -> SafeString
         f'<div class="highlight"><pre tabindex="0" role="region" aria-label="{label}">',
         1,
     )
-    return mark_safe(html)  # noqa: S308 - Pygments escapes its input; the label is ours
+    # Pygments' output is escaped text in spans: the bidi controls it holds become markers.
+    return mark_bidi_html(html)
 
 
 def hexdump(data: bytes, limit: int = HEXDUMP_LIMIT) -> str:
@@ -192,7 +194,9 @@ def json_tree(value: Any) -> SafeString | None:
             return _container("[", "]", [(str(i), f"{path}.{i}" if path else str(i), v) for i, v in enumerate(item)])
         kind = "null" if item is None else "bool" if isinstance(item, bool) else type(item).__name__
         # dir="auto" isolates each value: a right-to-left override in one cannot reorder its line.
-        return format_html('<span class="jv jv-{}" dir="auto">{}</span>', kind, json.dumps(item, ensure_ascii=False))
+        return format_html(
+            '<span class="jv jv-{}" dir="auto">{}</span>', kind, bidi(json.dumps(item, ensure_ascii=False))
+        )
 
     def _container(open_: str, close: str, children: list[tuple[str, str, Any]]) -> SafeString:
         if not children:
@@ -200,7 +204,8 @@ def json_tree(value: Any) -> SafeString | None:
         items = format_html_join(
             "",
             '<li><button type="button" class="jk" data-path="{}" title="Copy the path {}">{}</button>: {}</li>',
-            ((path, path, key, node(child, path)) for key, path, child in children),
+            # data-path stays exact (it is copied into the filter); what is read shows the bidi controls.
+            ((path, bidi_text(path), bidi(key), node(child, path)) for key, path, child in children),
         )
         return format_html(
             '<details open><summary>{} <span class="muted small">{} item{}</span></summary><ul>{}</ul>{}</details>',

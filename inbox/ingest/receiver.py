@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.db import DatabaseError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
@@ -108,7 +109,7 @@ def _read_body(request: HttpRequest, endpoint: Endpoint) -> bytes | HttpResponse
         if length < 0:
             return plain(400, "Invalid Content-Length.")
         if length > limit:
-            return plain(413, f"Body larger than this endpoint's limit of {limit} bytes.")
+            return plain(413, f"Body larger than this endpoint's limit of {filesizeformat(limit)}.")
     elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() or request.META.get(
         "SERVER_PROTOCOL", ""
     ).startswith("HTTP/2"):
@@ -119,7 +120,7 @@ def _read_body(request: HttpRequest, endpoint: Endpoint) -> bytes | HttpResponse
         return plain(411, "Content-Length required.")
     raw = request.read(limit + 1)
     if len(raw) > limit:
-        return plain(413, f"Body larger than this endpoint's limit of {limit} bytes.")
+        return plain(413, f"Body larger than this endpoint's limit of {filesizeformat(limit)}.")
     if declared and len(raw) < int(declared):
         # The sender went away mid-body: storing the part that arrived would keep a
         # message the provider never sent, and it will retry the whole one.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +119,11 @@ class Preset:
         """A test event signed the way this preset signs with `scheme`, for `send_test_webhook`."""
         event_id = "evt_test_" + secrets.token_hex(8)
         headers = {"Content-Type": "application/json", "User-Agent": "webhook-inbox-test/1", **self.sample_headers}
+        if self.idempotency_headers:
+            # The provider's delivery id (X-GitHub-Delivery, Linear-Delivery, …), fresh each time
+            # like the provider's: a test event gets its idempotency key, and a second one is not
+            # taken for a duplicate of the first. A scheme that signs the id keeps this one.
+            headers[self.idempotency_headers[0]] = str(uuid.uuid4())
         payload: dict[str, Any] = {
             "type": "inbox.test",
             "id": event_id,

@@ -23,6 +23,7 @@ from django_htmx.middleware import HtmxDetails
 from django_ratelimit.core import is_ratelimited
 from django_ratelimit.exceptions import Ratelimited
 
+from inbox.dashboard.textfilters import bidi_text
 from inbox.filters import MessageFilter
 from inbox.models import AuditEntry, Endpoint, Message
 from inbox.permissions import View
@@ -123,7 +124,10 @@ def get_endpoint(pk: int) -> Endpoint:
 
 
 def filtered_messages(request: HttpRequest) -> MessageFilter:
-    return MessageFilter(request.GET, queryset=Message.objects.all())
+    filterset = MessageFilter(request.GET, queryset=Message.objects.all())
+    # An <option> holds no markup: the endpoint's name with its bidi controls as plain markers.
+    filterset.form.fields["endpoint"].label_from_instance = lambda endpoint: bidi_text(endpoint.name)
+    return filterset
 
 
 def query_without(request: HttpRequest, *names: str) -> str:

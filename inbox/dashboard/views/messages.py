@@ -120,7 +120,7 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "newer": newer,
         "older": older,
         # The viewer pages through the list's filter: say why it cannot, as the list does.
-        "filter_errors": None if filterset.is_valid() else filterset.errors,
+        "filter_errors": None if filterset.is_valid() else filterset.error_list(),
         "list_query": query_without(request, "before", "after"),
         "attempts": message.processing_attempts.all(),
         "tree": json_tree(message.json) if message.json is not None and message.body_size <= TREE_BODY_LIMIT else None,
