@@ -41,9 +41,13 @@ def free_port() -> int:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
+    first, last = max(1025, low - 12000), low - 1
+    if ports := os.environ.get("TEST_PORTS"):
+        # A range of its own (e.g. TEST_PORTS=8300-8399) when several runs share a machine.
+        first, last = (int(part) for part in ports.split("-", 1))
     rng = random.Random()
     for _ in range(200):
-        port = rng.randrange(max(1025, low - 12000), low)
+        port = rng.randint(first, last)
         with socket.socket() as probe:
             try:
                 probe.bind((HOST, port))
@@ -144,7 +148,15 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
 
-def start_web(env: dict[str, str], port: int, log_path: Path, workers: int = 1, threads: int = 8) -> Service:
+def start_web(
+    env: dict[str, str],
+    port: int,
+    log_path: Path,
+    workers: int = 1,
+    threads: int = 8,
+    *,
+    app: str = "config.wsgi:application",
+) -> Service:
     """Granian as `make run` starts it."""
     command = [
         str(BIN / "granian"),
@@ -158,7 +170,7 @@ def start_web(env: dict[str, str], port: int, log_path: Path, workers: int = 1, 
         str(workers),
         "--blocking-threads",
         str(threads),
-        "config.wsgi:application",
+        app,
     ]
     return Service("web", command, env, log_path)
 

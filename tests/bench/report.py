@@ -14,12 +14,13 @@ OUT = Path(__file__).resolve().parents[2] / "var" / "bench"
 
 def ingest(data: dict[str, Any]) -> str:
     lines = [
-        "| database | target | req/s | x bare | x insert | x tutorial | p50 ms | p99 ms | 2xx | stored | missing |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| database | target | req/s | x bare | x insert | x lean | x tutorial "
+        "| p50 ms | p99 ms | 2xx | stored | missing |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in data["rows"]:
         same = {r["target"]: r["rps"] for r in data["rows"] if r["setup"] == row["setup"]}
-        ratios = " | ".join(f"{row['rps'] / same[ref]:.2f}" for ref in ("bare", "insert", "tutorial"))
+        ratios = " | ".join(f"{row['rps'] / same[ref]:.2f}" for ref in ("bare", "insert", "lean", "tutorial"))
         stored = f"{row['stored']:,} | {row['missing']}" if "stored" in row else "- | -"
         lines.append(
             f"| {row['setup']} | {row['target']} | {row['rps']:,.0f} | {ratios} "

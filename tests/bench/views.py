@@ -48,6 +48,13 @@ def raw_insert(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
+def lean_insert(request: HttpRequest) -> HttpResponse:
+    # The same INSERT as raw_insert, served by tests/bench/wsgi.py's lean handler (security
+    # and common middleware only).
+    return raw_insert(request)
+
+
+@csrf_exempt
 def tutorial(request: HttpRequest, slug: str) -> HttpResponse:
     # What most "receive a webhook in Django" posts write: look the endpoint up, create the
     # row with the ORM, and keep the table small by deleting old rows right there.
