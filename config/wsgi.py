@@ -99,4 +99,11 @@ def _wrap(app: WSGIApp) -> WSGIApp:
     return with_access_log(app, settings.TRUSTED_PROXY_HOPS) if settings.ACCESS_LOG else app
 
 
-application = _wrap(get_wsgi_application())
+django_application = get_wsgi_application()
+
+# Imported once the apps are loaded: the receiver imports the models.
+from inbox.ingest.wsgi import ReceiverDispatch  # noqa: E402
+
+# Deliveries to /hooks/<slug>/ are answered in front of Django's middleware, signals and
+# URL resolution (inbox/ingest/wsgi.py); the access log sees them like any request.
+application = _wrap(ReceiverDispatch(django_application))

@@ -11,7 +11,8 @@
 - OneLine4xx, a filter on the django.request logger, drops the traceback of its 4xx lines
   (Django logs a 403 from PermissionDenied with the exception attached): a refusal is one
   line; 5xx keep theirs.
-- remember_receiver_slug, the first middleware, tells the filter which slug to look for.
+- remember_receiver_slug, the first middleware, tells the filter which slug to look for;
+  the receiver's lean path (inbox/ingest/wsgi.py) calls remember_slug/forget_slug itself.
 
 config/wsgi.py's access log uses `redact` too.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from django.http import HttpRequest, HttpResponseBase
 
@@ -91,6 +92,16 @@ class OneLine4xx(logging.Filter):
         if isinstance(status, int) and status < 500:
             record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True
+
+
+def remember_slug(slug: str) -> Token[str | None]:
+    """Redact `slug` in every record until `forget_slug` (the receiver's lean path,
+    inbox/ingest/wsgi.py, which runs without this module's middleware)."""
+    return _slug.set(slug)
+
+
+def forget_slug(token: Token[str | None]) -> None:
+    _slug.reset(token)
 
 
 def remember_receiver_slug(

@@ -13,7 +13,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.db import connection
+from django.http import HttpResponseBase
 from django.test import Client
+from django.test.client import ClientHandler, conditional_content_removal
 from django.utils import timezone
 from django_tasks_db.management.commands import db_worker
 from django_tasks_db.management.commands.db_worker import Worker
@@ -21,8 +23,44 @@ from django_tasks_db.models import DBTaskResult
 
 from inbox.ingest.body import parse_json, preview_of
 from inbox.ingest.endpoints import forget_endpoint
+from inbox.ingest.wsgi import ReceiverDispatch
 from inbox.models import Endpoint, Message
 from inbox.permissions import MANAGERS, VIEWERS
+
+
+class ReceiverClientHandler(ClientHandler):
+    """Django's test client, with deliveries answered by the receiver's lean path, as in
+    production (config/wsgi.py): every receiver test exercises it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Built with the client, like Django's own middleware chain, so a test's
+        # override_settings (HSTS, ...) applies to both.
+        self.receiver_path = ReceiverDispatch(lambda environ, start_response: [], recycle_connections=False)
+
+    def __call__(self, environ: dict[str, Any]) -> HttpResponseBase:
+        answered = self.receiver_path.answer(environ)
+        if answered is None:
+            response: HttpResponseBase = super().__call__(environ)
+            return response
+        request, response = answered
+        request._dont_enforce_csrf_checks = not self.enforce_csrf_checks  # type: ignore[attr-defined]
+        conditional_content_removal(request, response)  # what the server does for HEAD
+        response.wsgi_request = request  # type: ignore[attr-defined]
+        return response
+
+
+def full_stack_client(**defaults: Any) -> Client:
+    """A test client whose receiver requests go through Django's whole handler, to compare."""
+    client = Client(**defaults)
+    client.handler = ClientHandler(enforce_csrf_checks=False)
+    return client
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _receiver_through_the_lean_path() -> Iterator[None]:
+    with mock.patch("django.test.client.ClientHandler", ReceiverClientHandler):
+        yield
 
 
 @pytest.fixture(autouse=True)

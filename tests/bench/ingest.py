@@ -340,7 +340,7 @@ def main() -> None:
             )
     if any(row.get("missing") for row in rows):
         raise SystemExit("FAIL: some 2xx answers were not stored")
-    if any(row.get("extra", 0) > args.connections for row in rows):
+    if any(run.get("extra", 0) > args.connections for run in rounds):
         raise SystemExit("FAIL: more rows stored than answers plus requests in flight")
 
 

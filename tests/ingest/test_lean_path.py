@@ -1,0 +1,176 @@
+"""The receiver's lean path (inbox/ingest/wsgi.py): answered in front of Django's handler,
+with the same answers, headers, logs and connection handling as the full stack."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.core.handlers.base import BaseHandler
+from django.db import DatabaseError, connection
+from django.test import Client, RequestFactory, override_settings
+
+from config import wsgi
+from inbox.ingest import receiver
+from inbox.models import Message
+from tests.conftest import full_stack_client, make_endpoint
+
+ORDER = b'{"type": "order.created", "id": "evt_1", "data": {"total": 42}}'
+PRODUCTION_HEADERS = {
+    "SECURE_HSTS_SECONDS": 31536000,
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+    "SECURE_HSTS_PRELOAD": True,
+    "SECURE_SSL_REDIRECT": True,
+}
+# Headers that differ between two answers whatever the path (none of them today).
+VARYING: set[str] = set()
+
+
+def call(app: Any, method: str, path: str, body: bytes = b"", **extra: str) -> tuple[int, dict[str, str], bytes]:
+    """One request through a WSGI application, as a server makes it."""
+    environ = RequestFactory().generic(method, path, data=body, content_type="application/json", **extra).environ
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    started: list[Any] = []
+    chunks = app(environ, lambda status, headers, exc_info=None: started.extend([status, headers]))
+    content = b"".join(chunks)
+    getattr(chunks, "close", lambda: None)()
+    return int(started[0][:3]), dict(started[1]), content
+
+
+@pytest.fixture
+def no_full_stack() -> Iterator[mock.MagicMock]:
+    """Django's middleware chain and URL resolution: the lean path never calls them."""
+    with mock.patch.object(BaseHandler, "get_response", side_effect=AssertionError("full stack")) as patched:
+        yield patched
+
+
+@pytest.fixture
+def log() -> Iterator[io.StringIO]:
+    """What the console handler writes (django.request does not propagate to caplog)."""
+    handler = next(h for h in logging.getLogger("django.request").handlers if isinstance(h, logging.StreamHandler))
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        handler.setStream(previous)  # type: ignore[arg-type]
+
+
+def headers_of(response: Any) -> dict[str, str]:
+    return {name: value for name, value in response.items() if name not in VARYING}
+
+
+@pytest.mark.django_db
+@override_settings(**PRODUCTION_HEADERS)
+@pytest.mark.parametrize(
+    ("what", "extra", "status"),
+    [
+        ("accepted", {}, 200),
+        ("wrong token", {"HTTP_X_WEBHOOK_TOKEN": "nope"}, 403),
+        ("method", {"method": "PUT"}, 405),
+        ("unknown slug", {"slug": "x" * 32}, 404),
+        ("junk slug", {"path": "/hooks/a%00b/"}, 404),
+        ("bad host", {"HTTP_HOST": "evil.example"}, 400),
+    ],
+)
+def test_it_answers_like_the_full_stack_with_the_same_headers(what: str, extra: dict[str, str], status: int) -> None:
+    endpoint, token = make_endpoint()
+    method = extra.pop("method", "POST")
+    path = extra.pop("path", None) or (f"/hooks/{extra.pop('slug')}/" if "slug" in extra else endpoint.path)
+    extra.setdefault("HTTP_X_WEBHOOK_TOKEN", token or "")
+    answers = []
+    for client in (Client(REMOTE_ADDR="203.0.113.7"), full_stack_client(REMOTE_ADDR="203.0.113.7")):
+        # HTTPS as behind the proxy production expects, so HSTS applies.
+        answers.append(client.generic(method, path, ORDER, "application/json", secure=True, **extra))
+    lean, full = answers
+    assert lean.status_code == full.status_code == status, what
+    assert lean.content == full.content
+    assert headers_of(lean) == headers_of(full)
+    assert lean["X-Content-Type-Options"] == "nosniff"
+    if status != 400:  # a bad Host is refused before the clickjacking middleware, in both
+        assert lean["X-Frame-Options"] == "DENY"
+    assert lean["Referrer-Policy"] == "same-origin"
+    assert lean["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert "default-src 'self'" in lean["Content-Security-Policy"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_serves_deliveries_through_the_wsgi_application_without_the_full_stack(
+    no_full_stack: mock.MagicMock,
+) -> None:
+    endpoint, token = make_endpoint()
+    status, headers, body = call(wsgi.application, "POST", endpoint.path, ORDER, HTTP_X_WEBHOOK_TOKEN=token or "")
+    assert status == 200
+    assert headers["Content-Length"] == str(len(body))
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert Message.objects.get().body == ORDER
+    no_full_stack.assert_not_called()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_hands_an_unknown_slug_and_a_bad_host_to_django() -> None:
+    endpoint, _ = make_endpoint()
+    status, _, page = call(wsgi.application, "POST", "/hooks/" + "x" * 32 + "/", ORDER)
+    _, _, other_404 = call(wsgi.application, "GET", "/no/such/page/")
+    assert (status, page) == (404, other_404)
+    status, _, _ = call(wsgi.application, "POST", endpoint.path, ORDER, HTTP_HOST="evil.example")
+    assert status == 400
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(ACCESS_LOG=True)
+def test_the_access_log_sees_receiver_requests_without_their_slug(caplog: pytest.LogCaptureFixture) -> None:
+    endpoint, token = make_endpoint()
+    app = wsgi._wrap(wsgi.application)
+    with caplog.at_level(logging.INFO, logger="inbox.access"):
+        status, _, _ = call(app, "POST", endpoint.path, ORDER, HTTP_X_WEBHOOK_TOKEN=token or "")
+    assert status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "inbox.access"]
+    assert lines == [lines[0]]
+    assert lines[0].startswith("POST /hooks/…/ 200")
+    assert endpoint.slug not in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_recycles_connections_as_django_does_around_a_request(no_full_stack: mock.MagicMock) -> None:
+    endpoint, token = make_endpoint()
+    connection.ensure_connection()
+    # Django's request_started and request_finished both run close_old_connections, which
+    # closes a connection past CONN_MAX_AGE (or broken, or left in a transaction).
+    with mock.patch.object(
+        connection, "close_if_unusable_or_obsolete", wraps=connection.close_if_unusable_or_obsolete
+    ) as recycle:
+        status, _, _ = call(wsgi.application, "POST", endpoint.path, ORDER, HTTP_X_WEBHOOK_TOKEN=token or "")
+    assert status == 200
+    assert recycle.call_count == 2
+    no_full_stack.assert_not_called()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_answers_503_and_logs_the_5xx_with_its_traceback(no_full_stack: mock.MagicMock, log: io.StringIO) -> None:
+    endpoint, token = make_endpoint()
+    with mock.patch.object(receiver, "store", side_effect=DatabaseError(f"down {endpoint.slug}")):
+        status, headers, _ = call(wsgi.application, "POST", endpoint.path, ORDER, HTTP_X_WEBHOOK_TOKEN=token or "")
+    assert status == 503
+    assert headers["Retry-After"] == "5"
+    assert "database unavailable while receiving" in log.getvalue()
+    assert "Traceback (most recent call last)" in log.getvalue()
+    assert "Service Unavailable: /hooks/…/ method=POST status=503" in log.getvalue()
+    assert endpoint.slug not in log.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_exception_outside_the_view_is_a_logged_500(no_full_stack: mock.MagicMock, log: io.StringIO) -> None:
+    endpoint, token = make_endpoint()
+    with mock.patch.object(receiver, "receive", side_effect=RuntimeError("boom " + endpoint.slug)):
+        status, _, _ = call(wsgi.application, "POST", endpoint.path, ORDER, HTTP_X_WEBHOOK_TOKEN=token or "")
+    assert status == 500
+    assert "Internal Server Error: /hooks/…/ method=POST status=500" in log.getvalue()
+    assert "RuntimeError: boom …" in log.getvalue()
+    assert endpoint.slug not in log.getvalue()
