@@ -205,7 +205,7 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {"BACKEND": "django_redis.cache.RedisCache", **_redis},
-        # The same Redis, counting each request in one round trip (inbox/ingest/ratelimit.py).
+        # The same Redis, counts leased in batches (inbox/ingest/ratelimit.py).
         "ratelimit": {"BACKEND": "inbox.ingest.ratelimit.RateLimitCache", **_redis},
     }
     RATELIMIT_USE_CACHE = "ratelimit"

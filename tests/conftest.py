@@ -10,8 +10,9 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group, User
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection
 from django.http import HttpResponseBase
 from django.test import Client
@@ -67,6 +68,7 @@ def _receiver_through_the_lean_path() -> Iterator[None]:
 def _fresh_caches() -> Iterator[None]:
     # Rate-limit counters and the in-process endpoint cache must not leak between tests.
     cache.clear()
+    caches[settings.RATELIMIT_USE_CACHE].clear()  # the counts and the leases this process holds
     forget_endpoint()
     yield
     forget_endpoint()

@@ -26,6 +26,7 @@ from django_ratelimit.core import get_usage
 from inbox import stats
 from inbox.delivery.queue import enqueue_processing
 from inbox.delivery.work import has_work
+from inbox.ingest import ratelimit
 from inbox.ingest.body import parse_json, preview_of, stored_headers
 from inbox.ingest.endpoints import endpoint_for_slug
 from inbox.ingest.store import store
@@ -77,6 +78,8 @@ def _rate(group: str, request: HttpRequest) -> str:
 
 
 def _over_rate_limit(request: HttpRequest, endpoint: Endpoint) -> HttpResponse | None:
+    # The limit sizes the batch of counts the rate-limit cache leases from Redis.
+    ratelimit.expect(endpoint.rate_limit)
     try:
         usage = get_usage(request, group=RATE_GROUP, key=_rate_limit_key, rate=_rate, increment=True)
         cache_failed = usage is not None and usage["limit"] == 0 and usage["time_left"] == -1
@@ -84,6 +87,8 @@ def _over_rate_limit(request: HttpRequest, endpoint: Endpoint) -> HttpResponse |
         raise
     except Exception:  # The cache client raises its own error types (redis, sockets).
         usage, cache_failed = None, True
+    finally:
+        ratelimit.forget_expected()
     if cache_failed:
         logger.warning(
             "rate-limit cache unavailable endpoint=%s fail_open=%s", endpoint.pk, endpoint.rate_limit_fail_open
