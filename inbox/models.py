@@ -489,6 +489,16 @@ class Endpoint(models.Model):
 
 
 @lru_cache(maxsize=4096)
+def body_as_text(raw: bytes) -> str | None:
+    """The body as `body_text` keeps it: UTF-8 without NUL, else None (kept as bytes)."""
+    if b"\x00" in raw:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def receiver_path(slug: str) -> str:
     # The receiver asks for its own URL on every delivery (URL-signing schemes sign it).
     return reverse("receiver", args=[slug])
@@ -671,14 +681,8 @@ class Message(models.Model):
 
     def set_body(self, raw: bytes) -> None:
         self.body_size = len(raw)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if text is not None and "\x00" not in text:
-            self.body_text, self.body_bytes = text, None
-        else:
-            self.body_text, self.body_bytes = None, raw
+        text = body_as_text(raw)
+        self.body_text, self.body_bytes = (text, None) if text is not None else (None, raw)
 
     @property
     def cursor(self) -> str:

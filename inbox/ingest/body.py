@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
+import orjson
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 
@@ -43,14 +45,51 @@ def _storable(value: Any, depth: int = 0) -> Any:
 
 def parse_json(raw: bytes) -> Any | None:
     """The body as a JSON value safe for every database, or None when it is not JSON."""
+    parsed = parse_json_as_is(raw)
+    return _parse_slowly(raw) if parsed is SLOW else parsed
+
+
+# parse_json_as_is's answer when only the careful parse can say.
+SLOW: Any = object()
+# Integers orjson would turn into floats (it keeps 64 bits) need the careful parse.
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def parse_json_as_is(raw: bytes) -> Any | None:
+    """The body parsed by orjson when the body's own text is storable as it is (jsonb, SQLite
+    JSON): no escaped NUL, no lone surrogate, no non-finite or over-long number, not nested
+    too deeply. None when it is not a JSON document, SLOW when parse_json must decide.
+
+    The receiver then hands the body's text to the database as the JSON column too: one
+    parse, no encoding (docs/architecture.md, "The ingest pipeline").
+    """
     if not raw or raw.lstrip()[:1] not in (b"{", b"["):
         # Only documents are worth parsing: a bare string or number is stored as text.
         return None
+    if b"\\u0000" in raw or _LONG_NUMBER.search(raw) or raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
+        return SLOW
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # Not JSON, or JSON orjson refuses and json accepts (a lone surrogate, 1e999,
+        # UTF-16): the careful parse decides.
+        return SLOW
+
+
+def _parse_slowly(raw: bytes) -> Any | None:
     try:
         parsed = json.loads(raw, parse_constant=_refuse_constant)
         return _storable(parsed)
     except (ValueError, RecursionError, UnicodeDecodeError):
         return None
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's value as the text the database parses (jsonb) or keeps (SQLite)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(value)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -63,12 +102,16 @@ def stored_headers(request: HttpRequest, endpoint: Endpoint) -> dict[str, str]:
 
 
 def preview_of(message: Message) -> str:
-    if not message.body_size:
-        text = message.query_string
-    elif message.body_text is not None:
-        text = message.body_text
-    elif decoded := decode_declared(message.body, message.content_type):
+    return preview(message.body, message.body_text, message.query_string, message.content_type)
+
+
+def preview(raw: bytes, body_text: str | None, query_string: str, content_type: str) -> str:
+    if not raw:
+        text = query_string
+    elif body_text is not None:
+        text = body_text
+    elif decoded := decode_declared(raw, content_type):
         text = decoded[0]  # a latin-1 (or other declared charset) text body
     else:
-        return f"[{filesizeformat(message.body_size)} of binary data]"
+        return f"[{filesizeformat(len(raw))} of binary data]"
     return " ".join(text[:400].split())[:200]

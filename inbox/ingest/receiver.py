@@ -17,9 +17,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
@@ -27,10 +28,10 @@ from inbox import stats
 from inbox.delivery.queue import enqueue_processing
 from inbox.delivery.work import has_work
 from inbox.ingest import ratelimit
-from inbox.ingest.body import parse_json, preview_of, stored_headers
+from inbox.ingest.body import SLOW, json_text, parse_json, parse_json_as_is, preview, stored_headers
 from inbox.ingest.endpoints import endpoint_for_slug
-from inbox.ingest.store import store
-from inbox.models import Endpoint, Message, RejectedAttempt, Status, Verification
+from inbox.ingest.store import Row, store
+from inbox.models import Endpoint, RejectedAttempt, Status, Verification, body_as_text
 from inbox.verification import Answer, Delivery, Verdict
 
 logger = logging.getLogger("inbox.receiver")
@@ -172,25 +173,48 @@ def _refuse(request: HttpRequest, endpoint: Endpoint, status: int, reason: str, 
     return response
 
 
-def _message(request: HttpRequest, endpoint: Endpoint, raw: bytes, payload: Any, verdict: Verdict) -> Message:
-    message = Message(
-        endpoint=endpoint,
-        method=request.method or "",
-        query_string=request.META.get("QUERY_STRING", ""),
-        content_type=request.META.get("CONTENT_TYPE", "")[:255],
-        headers=stored_headers(request, endpoint),
-        json=payload,
-        event_type=endpoint.preset.event_type(request.headers, payload),
-        idempotency_key=endpoint.preset.idempotency_key(
-            request.headers, payload, payload_id=endpoint.dedupe_on_payload_id
-        ),
-        remote_addr=client_ip(request) or None,
-        verification=Verification.UNVERIFIED if endpoint.secret_kind == "none" else Verification.VERIFIED,
-        secret_used=verdict.matched,
+def _row(request: HttpRequest, endpoint: Endpoint, raw: bytes, payload: Any, verdict: Verdict) -> Row:
+    """The message's row, built directly with database-ready values (inbox/ingest/store.py)."""
+    ops = connection.ops
+    body_text = body_as_text(raw)
+    query_string = request.META.get("QUERY_STRING", "")
+    content_type = request.META.get("CONTENT_TYPE", "")[:255]
+    if payload is SLOW:
+        payload = parse_json(raw)
+        json = None if payload is None else json_text(payload)
+    elif payload is not None and body_text is not None:
+        json = body_text  # the body is storable JSON as it is: no second encoding
+    else:
+        json = None if payload is None else json_text(payload)
+    event_type = endpoint.preset.event_type(request.headers, payload)
+    received_at = timezone.now()
+    pending = has_work(endpoint, event_type)
+    ip = client_ip(request)
+    row = Row(
+        {
+            "endpoint_id": endpoint.pk,
+            "received_at": ops.adapt_datetimefield_value(received_at),
+            "method": request.method or "",
+            "query_string": query_string,
+            "content_type": content_type,
+            "headers": json_text(stored_headers(request, endpoint)),
+            "body_text": body_text,
+            "body_bytes": None if body_text is not None else raw,
+            "body_size": len(raw),
+            "preview": preview(raw, body_text, query_string, content_type),
+            "json": json,
+            "event_type": event_type,
+            "idempotency_key": endpoint.preset.idempotency_key(
+                request.headers, payload, payload_id=endpoint.dedupe_on_payload_id
+            ),
+            "remote_addr": ops.adapt_ipaddressfield_value(ip or None),
+            "verification": Verification.UNVERIFIED if endpoint.secret_kind == "none" else Verification.VERIFIED,
+            "secret_used": verdict.matched,
+            "status": Status.PENDING if pending else Status.SKIPPED,
+            "next_attempt_at": ops.adapt_datetimefield_value(received_at) if pending else None,
+        }
     )
-    message.set_body(raw)
-    message.preview = preview_of(message)
-    return message
+    return row
 
 
 def _answer(answer: Answer) -> HttpResponse:
@@ -285,22 +309,22 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
     if not verdict.ok:
         return _refuse(request, endpoint, verdict.status, verdict.reason, len(raw))
 
-    payload = parse_json(raw)
+    payload = parse_json_as_is(raw)
     if handshake is not None:
+        if payload is SLOW:
+            payload = parse_json(raw)
         secret = next((c.value for c in credentials if c.label == verdict.matched), "")
         answer = handshake.answer(delivery, payload, secret)
         if answer is not None:
             logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, endpoint.preset.name)
             return _answer(answer)
 
-    message = _message(request, endpoint, raw, payload, verdict)
-    if has_work(endpoint, message.event_type):
-        message.status, message.next_attempt_at = Status.PENDING, message.received_at
-    if not store(message):
+    row = _row(request, endpoint, raw, payload, verdict)
+    if not store(row):
         stats.bump(endpoint.pk, stats.DUPLICATE)
         logger.info("duplicate delivery endpoint=%s", endpoint.pk)
-    elif message.status == Status.PENDING:
+    elif row.values["status"] == Status.PENDING and row.pk is not None:
         # Only messages with something to do cost a queue row. Outside a transaction
         # (the receiver runs in autocommit) on_commit runs at once: the row is committed.
-        transaction.on_commit(functools.partial(enqueue_processing, message.pk))
+        transaction.on_commit(functools.partial(enqueue_processing, row.pk))
     return accepted_response(endpoint)

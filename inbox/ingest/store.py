@@ -40,8 +40,61 @@ def _insert_sql(vendor: str, rows: int) -> str:
     )
 
 
+class Row:
+    """One message row as the INSERT binds it: database-ready values by attribute name.
+
+    The receiver builds these directly (no `Model.__init__`, no per-field preparation);
+    a column it leaves out gets its field's default.
+    """
+
+    __slots__ = ("pk", "values")
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self.pk: int | None = None
+
+    @property
+    def key(self) -> tuple[int, str | None]:
+        return self.values["endpoint_id"], self.values.get("idempotency_key")
+
+
+def row_of(message: Message) -> Row:
+    """A model instance's row, each field prepared by Django (scripts, tests)."""
+    return Row({f.attname: f.get_db_prep_save(f.pre_save(message, add=True), connection) for f in _insert_fields()})
+
+
+@lru_cache(maxsize=256)
+def _constant_default(vendor: str, attname: str) -> Any:
+    field = next(f for f in _insert_fields() if f.attname == attname)
+    return field.get_db_prep_save(field.get_default(), connection)
+
+
+def _column_values(row: Row) -> list[Any]:
+    values = row.values
+    out = []
+    for field in _insert_fields():
+        if field.attname in values:
+            out.append(values[field.attname])
+        elif field.has_default() and callable(field.default):
+            out.append(field.get_db_prep_save(field.get_default(), connection))
+        else:
+            out.append(_constant_default(connection.vendor, field.attname))
+    return out
+
+
 def insert_messages(messages: list[Message]) -> list[bool]:
-    """INSERT these messages in one statement (one round trip, one commit); for each, False
+    """insert_rows for model instances, which get their primary key when stored."""
+    rows = [row_of(message) for message in messages]
+    stored = insert_rows(rows)
+    for message, row in zip(messages, rows, strict=True):
+        if row.pk is not None:
+            message.pk = row.pk
+            message._state.adding = False
+    return stored
+
+
+def insert_rows(rows: list[Row]) -> list[bool]:
+    """INSERT these rows in one statement (one round trip, one commit); for each, False
     when its idempotency key was already stored (or came earlier in the same list).
 
     The unique constraint decides, inside the database, so two concurrent deliveries of the
@@ -52,9 +105,8 @@ def insert_messages(messages: list[Message]) -> list[bool]:
     """
     # Rows go in key order: the INSERT waits on each conflicting key in turn, and two web
     # processes inserting the same keys in opposite orders would deadlock each other.
-    ordered = sorted(messages, key=lambda m: (m.endpoint_id, m.idempotency_key is None, m.idempotency_key or ""))
-    fields = _insert_fields()
-    values = [f.get_db_prep_save(f.pre_save(m, add=True), connection) for m in ordered for f in fields]
+    ordered = sorted(rows, key=lambda r: (r.key[0], r.key[1] is None, r.key[1] or ""))
+    values = [value for row in ordered for value in _column_values(row)]
     sql = _insert_sql(connection.vendor, len(ordered))
     if connection.vendor == "postgresql":
         # Server-side binding (Django's own cursors bind on the client): the parameters go
@@ -81,34 +133,31 @@ def insert_messages(messages: list[Message]) -> list[bool]:
             returned = cursor.fetchall()
     inserted: dict[int, bool] = {}
     position = 0
-    for message in ordered:
-        stored = position < len(returned) and tuple(returned[position][1:]) == (
-            message.endpoint_id,
-            message.idempotency_key,
-        )
+    for row in ordered:
+        stored = position < len(returned) and tuple(returned[position][1:]) == row.key
         if stored:
-            message.pk = returned[position][0]
-            message._state.adding = False
+            row.pk = returned[position][0]
             position += 1
-        inserted[id(message)] = stored
+        inserted[id(row)] = stored
     if position != len(returned):
         # Cannot happen while the order holds; refuse to answer rather than guess.
         raise DatabaseError("inserted rows could not be matched to their messages")
-    return [inserted[id(message)] for message in messages]
+    return [inserted[id(row)] for row in rows]
 
 
 # One per web process: the threads of a process share INSERTs and commits (inbox/ingest/groupcommit.py).
 # A row the database refuses fails the statement as a whole, so nothing of it was kept and
 # the batch can be written again row by row.
-_group: GroupCommit[Message, bool] = GroupCommit(
-    insert_messages, retry_one_by_one=(DataError, IntegrityError, ProgrammingError, TypeError, ValueError)
+_group: GroupCommit[Row, bool] = GroupCommit(
+    insert_rows,
+    retry_one_by_one=(DataError, IntegrityError, ProgrammingError, TypeError, ValueError),
 )
 
 
-def store(message: Message) -> bool:
-    """Store the message durably; False when it was a duplicate delivery."""
+def store(row: Row) -> bool:
+    """Store the row durably (its pk set); False when it was a duplicate delivery."""
     if connection.in_atomic_block:
         # Inside a caller's transaction (tests, scripts) only that transaction's commit
         # makes the row durable; other requests' rows must not ride on it.
-        return insert_messages([message])[0]
-    return _group.submit(message)
+        return insert_rows([row])[0]
+    return _group.submit(row)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import django_ratelimit.core
 import pytest
 import redis.connection
-from django.db import OperationalError, close_old_connections, connection
+from django.db import OperationalError, close_old_connections, connection, models
 from django.test import Client
 from django.utils import timezone
 
@@ -357,10 +357,10 @@ def test_it_answers_503_and_stores_nothing_when_the_database_fails(
 ) -> None:
     endpoint, token = make_endpoint()
 
-    def fail(messages: list[Message]) -> list[bool]:
+    def fail(rows: list[store.Row]) -> list[bool]:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(store, "insert_messages", fail)
+    monkeypatch.setattr(store, "insert_rows", fail)
     response = deliver(provider, endpoint, token)
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
@@ -436,10 +436,10 @@ def test_it_refuses_a_body_shorter_than_its_content_length(provider: Client) -> 
 def test_it_never_logs_the_slug_on_a_503(provider: Client, monkeypatch: pytest.MonkeyPatch, caplog) -> None:  # type: ignore[no-untyped-def]
     endpoint, token = make_endpoint()
 
-    def fail(messages: list[Message]) -> list[bool]:
+    def fail(rows: list[store.Row]) -> list[bool]:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(store, "insert_messages", fail)
+    monkeypatch.setattr(store, "insert_rows", fail)
     with caplog.at_level(logging.DEBUG):
         assert deliver(provider, endpoint, token).status_code == 503
     assert caplog.records
@@ -454,3 +454,23 @@ def test_it_answers_400_to_more_query_parameters_than_django_parses(provider: Cl
     )
     assert response.status_code == 400
     assert not Message.objects.exists()
+
+
+def test_it_builds_the_row_without_the_model_or_a_second_json_encoding(
+    provider: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, token = make_endpoint()
+    deliver(provider, endpoint, token)  # warms the endpoint cache (a model load)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the hot path must not get here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Message, "__init__", refuse)
+        patched.setattr(models.Field, "get_db_prep_save", refuse)
+        patched.setattr(json, "dumps", refuse)
+        body = b'{"type": "order.paid", "id": "evt_2", "data": {"total": 1.50, "tags": ["a", "\\u00e9"]}}'
+        assert deliver(provider, endpoint, token, body=body).status_code == 200
+    stored = Message.objects.get(event_type="order.paid")
+    assert stored.body == body
+    assert stored.json == json.loads(body)
