@@ -289,6 +289,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "inbox.api.errors.exception_handler",
+    # ASCII JSON: an error that quotes what was sent (a lone surrogate, "\ud800") is escaped
+    # instead of failing to encode as UTF-8 (a 500).
+    "UNICODE_JSON": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Webhook Inbox API",

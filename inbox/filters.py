@@ -75,7 +75,8 @@ class BoundedDateTimeField(forms.DateTimeField):
         result: datetime | None = super().to_python(value)
         if result is not None:
             try:
-                result.astimezone(UTC)
+                # In UTC: PostgreSQL refuses offsets beyond ±15:59 that Python accepts (-17:32).
+                result = result.astimezone(UTC)
             except OverflowError:
                 raise ValidationError("Pick a date between the years 1 and 9999.", code="out_of_range") from None
         return result

@@ -331,22 +331,54 @@ class JobSerializer(serializers.ModelSerializer[BulkJob]):
         max_length=4000,
         allow_blank=True,
         default="",
-        help_text="The message list's query string (e.g. `endpoint=3&status=failed`); empty: every message.",
+        help_text="The message list's query string (e.g. `endpoint=3&status=failed`); empty: every message, "
+        "which a delete or a replay takes only with `everything: true`.",
+    )
+    everything = serializers.BooleanField(
+        write_only=True,
+        default=False,
+        help_text="Say so to delete or replay every message (an empty `query`): a typo is never everything.",
     )
     percent = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = BulkJob
-        fields = ["id", "action", "query", "status", "total", "done", "percent", "error", "created_at", "finished_at"]
+        fields = [
+            "id",
+            "action",
+            "query",
+            "everything",
+            "status",
+            "total",
+            "done",
+            "percent",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
         read_only_fields = ["id", "status", "total", "done", "percent", "error", "created_at", "finished_at"]
 
     def validate_query(self, value: str) -> str:
         if "\x00" in value:
             raise serializers.ValidationError("Null characters are not allowed.")
-        filterset = MessageFilter(QueryDict(value), queryset=Message.objects.none())
+        data = QueryDict(value.lstrip("?"))
+        unknown = sorted(key for key in data if key not in MessageFilter.base_filters)
+        if unknown:
+            # A misspelt filter (statuss=failed) must not widen a job to every message.
+            raise serializers.ValidationError(f"Unknown filter: {', '.join(unknown)}.")
+        filterset = MessageFilter(data, queryset=Message.objects.none())
         if not filterset.is_valid():
             raise serializers.ValidationError({name: list(errors) for name, errors in filterset.errors.items()})
         return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        narrowed = any(v.strip() for values in QueryDict(attrs.get("query", "").lstrip("?")).lists() for v in values[1])
+        everything = attrs.pop("everything", False)
+        if attrs["action"] in (BulkAction.DELETE, BulkAction.REPLAY) and not narrowed and not everything:
+            raise serializers.ValidationError(
+                {"query": [f"No filter: to {attrs['action']} every message, send `everything: true`."]}
+            )
+        return attrs
 
 
 class TokenCreateSerializer(serializers.Serializer[dict[str, Any]]):

@@ -85,7 +85,16 @@ def _parse_slowly(raw: bytes) -> Any | None:
 
 
 def json_text(value: Any) -> str:
-    """A JSON column's value as the text the database parses (jsonb) or keeps (SQLite)."""
+    """A JSON column's value as the text the database parses (jsonb) or keeps (SQLite).
+    A NUL anywhere in it (a header name or value, a key) becomes U+FFFD, as in the parsed
+    body: PostgreSQL's jsonb refuses \u0000."""
+    text = _dumps(value)
+    if "\\u0000" in text:
+        text = _dumps(_storable(value))
+    return text
+
+
+def _dumps(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # an integer beyond 64 bits

@@ -311,10 +311,11 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
 
     payload = parse_json_as_is(raw)
     if handshake is not None:
-        if payload is SLOW:
-            payload = parse_json(raw)
+        # Parsed for the handshake only: `payload` stays SLOW, so the row below never takes
+        # the body's own text as its JSON when that text is not storable as it is (\u0000).
+        parsed = parse_json(raw) if payload is SLOW else payload
         secret = next((c.value for c in credentials if c.label == verdict.matched), "")
-        answer = handshake.answer(delivery, payload, secret)
+        answer = handshake.answer(delivery, parsed, secret)
         if answer is not None:
             logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, endpoint.preset.name)
             return _answer(answer)

@@ -1,0 +1,59 @@
+"""What the outside-in check of the API found: a misspelt or empty filter never widens a bulk
+job to every message, input the JSON encoder cannot write is a 400, and an offset PostgreSQL
+cannot take is no 500."""
+
+from __future__ import annotations
+
+import json
+
+from inbox.models import BulkJob, Endpoint
+from tests.api.conftest import Api
+from tests.conftest import make_endpoint, make_message
+
+
+def test_a_job_with_an_unknown_filter_is_refused_and_nothing_is_queued(manager_api: Api) -> None:
+    endpoint, _ = make_endpoint()
+    make_message(endpoint)
+    for query in ("foo=bar", "statuss=failed", "5"):
+        response = manager_api.post("/api/v1/jobs/", {"action": "delete", "query": query})
+        assert response.status_code == 400, (query, response.content)
+        assert "query" in response.json()
+    assert not BulkJob.objects.exists()
+
+
+def test_deleting_every_message_takes_an_explicit_everything(manager_api: Api) -> None:
+    endpoint, _ = make_endpoint()
+    make_message(endpoint)
+    for action in ("delete", "replay"):
+        refused = manager_api.post("/api/v1/jobs/", {"action": action, "query": ""})
+        assert refused.status_code == 400, refused.content
+        assert "everything" in json.dumps(refused.json())
+    assert not BulkJob.objects.exists()
+    assert manager_api.post("/api/v1/jobs/", {"action": "mark_read", "query": ""}).status_code == 201
+    accepted = manager_api.post("/api/v1/jobs/", {"action": "delete", "query": "", "everything": True})
+    assert accepted.status_code == 201, accepted.content
+
+
+def test_a_lone_surrogate_in_any_field_is_a_400_in_json(manager_api: Api) -> None:
+    endpoint, _ = make_endpoint()
+    cases = [
+        ("post", "/api/v1/endpoints/", {"name": "x", "auth": "\ud800"}),
+        ("post", "/api/v1/endpoints/", {"name": "y", "allowed_methods": "\ud800"}),
+        ("patch", f"/api/v1/endpoints/{endpoint.pk}/", {"auth": "\ud800"}),
+        ("post", "/api/v1/destinations/", {"endpoint": endpoint.pk, "url": "http://127.0.0.1:9/", "sign": "\ud800"}),
+        ("post", "/api/v1/jobs/", {"action": "\ud800", "query": "status=failed"}),
+    ]
+    for method, path, body in cases:
+        response = getattr(manager_api, method)(path, body)
+        assert response.status_code == 400, (path, body, response.status_code)
+        assert response["Content-Type"].startswith("application/json")
+        json.loads(response.content)
+    assert list(Endpoint.objects.values_list("name", flat=True)) == [endpoint.name]
+
+
+def test_a_time_with_an_offset_postgresql_refuses_is_read_in_utc(manager_api: Api) -> None:
+    endpoint, _ = make_endpoint()
+    make_message(endpoint)
+    response = manager_api.get("/api/v1/messages/", {"received_after": "2000-03-14T08:07:53-17:32"})
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) == 1
