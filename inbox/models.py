@@ -117,6 +117,12 @@ def content_type_base(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
+def validate_message_cap(value: int | None) -> None:
+    # 0 would read as "no cap" to some and purge everything to the rest: empty means no cap.
+    if value is not None and value < 1:
+        raise ValidationError("Keep at least 1 message, or leave it empty for no cap.")
+
+
 def validate_inert_content_type(value: str) -> None:
     if content_type_base(value) not in INERT_CONTENT_TYPES:
         raise ValidationError(f"Answer with one of {', '.join(INERT_CONTENT_TYPES)}.")
@@ -279,6 +285,7 @@ class Endpoint(models.Model):
             ("description", validate_text),
             ("token_header", validate_token_header),
             ("response_content_type", validate_inert_content_type),
+            ("max_messages", validate_message_cap),
         )
         for field, check in checks:
             if field in errors or (exclude and field in exclude):

@@ -57,3 +57,11 @@ def test_a_time_with_an_offset_postgresql_refuses_is_read_in_utc(manager_api: Ap
     response = manager_api.get("/api/v1/messages/", {"received_after": "2000-03-14T08:07:53-17:32"})
     assert response.status_code == 200, response.content
     assert len(response.json()["results"]) == 1
+
+
+def test_a_message_cap_of_zero_is_refused(manager_api: Api) -> None:
+    # 0 reads as "no cap" to some and would purge every message of the endpoint.
+    response = manager_api.post("/api/v1/endpoints/", {"name": "capped", "max_messages": 0})
+    assert response.status_code == 400
+    assert "max_messages" in response.json()
+    assert manager_api.post("/api/v1/endpoints/", {"name": "capped", "max_messages": 1}).status_code == 201
