@@ -254,19 +254,28 @@ def test_an_invalid_filter_value_never_shows_every_row(
     client: Client, inbox: dict[str, int], name: str, value: str
 ) -> None:
     if name == "endpoint":
-        valid = value.strip().isdigit() or value == ""
+        # Django reads the id as Python's int() does ("0_1" and an Arabic-Indic one are endpoint 1): one
+        # endpoint's rows, not every row.
+        try:
+            valid = value == "" or (int(value.strip()) >= 0 and "\x00" not in value)
+        except ValueError:
+            valid = False
     else:
         valid = value in CLOSED_FILTERS[name] or value == ""
     if valid:
         return
-    listed = client.get("/", {name: value})
+    listed = client.get("/?" + query_string([(name, value)]))
     assert listed.status_code < 500
     page = listed.content.decode()
-    assert 'role="alert"' in page  # the reason, in place of the rows
+    if listed.status_code == 400:
+        # A NUL is refused before any page (inbox/middleware.py): a 400 with the reason.
+        assert "NUL" in page
+    else:
+        assert 'role="alert"' in page, (name, value)  # the reason, in place of the rows
     assert 'class="messages"' not in page
-    exported = client.get("/messages/export.ndjson", {name: value})
+    exported = client.get("/messages/export.ndjson?" + query_string([(name, value)]))
     assert exported.status_code == 400
-    polled = client.get("/messages/new/", {name: value, "since": "0_0"})
+    polled = client.get("/messages/new/?" + query_string([(name, value), ("since", "0_0")]))
     assert polled.status_code == 400
 
 
@@ -275,9 +284,10 @@ def test_an_invalid_filter_value_never_shows_every_row(
 def test_the_audit_log_never_widens_to_everything_on_an_invalid_value(
     client: Client, inbox: dict[str, int], name: str, value: str
 ) -> None:
-    response = client.get("/audit/", {name: value})
+    response = client.get("/audit/?" + query_string([(name, value)]))
     if value.isascii() and value.isdigit() and len(value) <= 18:
         assert response.status_code == 200
     else:
         assert response.status_code == 400
-        assert "nothing is shown" in response.content.decode()
+        # A NUL is refused before any page (inbox/middleware.py), anything else by the log.
+        assert "nothing is shown" in response.content.decode() or "NUL" in response.content.decode()
