@@ -188,6 +188,28 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
         return {endpoint.name: endpoint.purge(batch_size) for endpoint in self}
 
 
+# What staff set on an endpoint, in the order it is shown: the dashboard's form and the
+# API's serializer both take this list.
+ENDPOINT_SETTINGS = (
+    "name",
+    "description",
+    "enabled",
+    "auth",
+    "token_header",
+    "allowed_methods",
+    "rate_limit",
+    "rate_limit_fail_open",
+    "max_body_bytes",
+    "retention_days",
+    "max_messages",
+    "dedupe_on_payload_id",
+    "max_retries",
+    "response_status",
+    "response_content_type",
+    "response_body",
+)
+
+
 class Endpoint(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)

@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from inbox.filters import MessageFilter, clean_destination_filter
 from inbox.models import (
+    ENDPOINT_SETTINGS,
     ApiScope,
     Attempt,
     BulkAction,
@@ -31,24 +32,7 @@ from inbox.verification import DIGESTS, PRESETS
 
 # create_endpoint's rule for a token chosen by hand (inbox/management/commands/create_endpoint.py).
 MIN_TOKEN_LENGTH = 16
-ENDPOINT_FIELDS = [
-    "name",
-    "description",
-    "enabled",
-    "auth",
-    "token_header",
-    "allowed_methods",
-    "rate_limit",
-    "rate_limit_fail_open",
-    "max_body_bytes",
-    "retention_days",
-    "max_messages",
-    "dedupe_on_payload_id",
-    "max_retries",
-    "response_status",
-    "response_content_type",
-    "response_body",
-]
+ENDPOINT_FIELDS = list(ENDPOINT_SETTINGS)
 
 
 def _can_manage_endpoints(context: Mapping[str, Any]) -> bool:

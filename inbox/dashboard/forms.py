@@ -7,6 +7,7 @@ from django import forms
 
 from inbox.filters import clean_destination_filter
 from inbox.models import (
+    ENDPOINT_SETTINGS,
     INERT_CONTENT_TYPES,
     ApiScope,
     Destination,
@@ -142,24 +143,7 @@ class EndpointForm(FocusFirstError, forms.ModelForm[Endpoint]):
 
     class Meta:
         model = Endpoint
-        fields = [
-            "name",
-            "description",
-            "enabled",
-            "auth",
-            "token_header",
-            "allowed_methods",
-            "rate_limit",
-            "rate_limit_fail_open",
-            "max_body_bytes",
-            "retention_days",
-            "max_messages",
-            "dedupe_on_payload_id",
-            "max_retries",
-            "response_status",
-            "response_content_type",
-            "response_body",
-        ]
+        fields = list(ENDPOINT_SETTINGS)
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "response_body": forms.Textarea(attrs={"rows": 2}),
