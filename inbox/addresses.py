@@ -25,6 +25,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200", "192.0.0.192", "168.63.129.16")
 )
+# Names that resolve to a metadata service (or to loopback) wherever they resolve at all:
+# refused when a destination is saved, not only when the send resolves them.
+METADATA_HOSTNAMES = frozenset(
+    ("metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal")
+)
+LOOPBACK_HOSTNAMES = frozenset(("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"))
 # Carrier-grade NAT (RFC 6598): neither global nor, to Python, private.
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -99,7 +105,14 @@ def validate_destination_url(url: str) -> None:
         raise ValidationError("Enter an http:// or https:// URL.")
     ip = literal_address(parsed.host)
     if ip is None:
-        return  # A hostname: resolved and checked at every send.
+        host = parsed.host.rstrip(".").lower()
+        if host in METADATA_HOSTNAMES:
+            raise ValidationError(f"Refused destination: {host} is a cloud metadata service.")
+        if (host in LOOPBACK_HOSTNAMES or host.endswith(".localhost")) and not settings.FORWARD_ALLOW_PRIVATE:
+            raise ValidationError(
+                f"Refused destination: {host} is a loopback address (set FORWARD_ALLOW_PRIVATE=true to allow it)."
+            )
+        return  # Any other hostname: resolved and checked at every send.
     reason = address_refusal(ip, settings.FORWARD_ALLOW_PRIVATE)
     if reason:
         raise ValidationError(f"Refused destination: {reason}.")

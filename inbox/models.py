@@ -933,6 +933,8 @@ class Destination(models.Model):
         try:
             parts = urlsplit(self.url)
             host = parts.hostname or ""
+            if ":" in host:  # IPv6: brackets, or the port would read as part of the address
+                host = f"[{host}]"
             if parts.port:
                 host = f"{host}:{parts.port}"
         except ValueError:

@@ -40,6 +40,33 @@ def _can_manage_endpoints(context: Mapping[str, Any]) -> bool:
     return bool(request is not None and request.user.has_perm("inbox.change_endpoint"))
 
 
+class StrictFieldsMixin:
+    """Refuse a field the client cannot write instead of ignoring it.
+
+    DRF drops unknown and read-only keys silently, so `PATCH {"endpoint": 2}` or a typo
+    such as `{"paussed": true}` would answer 200 having changed nothing: the client is told.
+    """
+
+    fields: Any
+    initial_data: Any
+    instance: Any
+
+    def validate_field_names(self) -> None:
+        if not isinstance(self.initial_data, Mapping):
+            return
+        writable = {name for name, field in self.fields.items() if not field.read_only}
+        # A read-only field sent back unchanged (a PUT of what a GET answered) is fine.
+        current = self.to_representation(self.instance) if self.instance is not None else {}  # type: ignore[attr-defined]
+        errors = {}
+        for name, value in self.initial_data.items():
+            if name in writable or (name in current and current[name] == value):
+                continue
+            field = self.fields.get(name)
+            errors[str(name)] = ["This field is read-only."] if field is not None else ["Unknown field."]
+        if errors:
+            raise serializers.ValidationError(errors)
+
+
 class HmacOptionsSerializer(serializers.Serializer[dict[str, Any]]):
     """The generic HMAC preset's parameters (the endpoint form's "hmac_" fields)."""
 
@@ -68,7 +95,7 @@ class HmacOptionsSerializer(serializers.Serializer[dict[str, Any]]):
         return {k: v for k, v in attrs.items() if v not in (None, "")}
 
 
-class EndpointSerializer(serializers.ModelSerializer[Endpoint]):
+class EndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer[Endpoint]):
     url = serializers.SerializerMethodField(
         help_text="The receiver URL: in full only in the answer that created the endpoint (its slug is a "
         "credential, shown once); masked afterwards; null for staff who cannot manage endpoints."
@@ -107,6 +134,7 @@ class EndpointSerializer(serializers.ModelSerializer[Endpoint]):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        self.validate_field_names()
         instance: Endpoint | None = self.instance
         auth = attrs.get("auth", instance.auth if instance else "token")
         preset = PRESETS[auth]
@@ -189,7 +217,7 @@ class RotateSerializer(serializers.Serializer[dict[str, Any]]):
         return attrs
 
 
-class DestinationSerializer(serializers.ModelSerializer[Destination]):
+class DestinationSerializer(StrictFieldsMixin, serializers.ModelSerializer[Destination]):
     display_url = serializers.CharField(read_only=True)
 
     class Meta:
@@ -237,6 +265,7 @@ class DestinationSerializer(serializers.ModelSerializer[Destination]):
         return ", ".join(names)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        self.validate_field_names()
         instance: Destination | None = self.instance
         endpoint = attrs.get("endpoint") or (instance.endpoint if instance else None)
         candidate = Destination(endpoint=endpoint)

@@ -65,3 +65,26 @@ def test_a_message_cap_of_zero_is_refused(manager_api: Api) -> None:
     assert response.status_code == 400
     assert "max_messages" in response.json()
     assert manager_api.post("/api/v1/endpoints/", {"name": "capped", "max_messages": 1}).status_code == 201
+
+
+def test_a_field_the_client_cannot_write_is_refused_not_ignored(manager_api: Api) -> None:
+    endpoint, _ = make_endpoint()
+    other, _ = make_endpoint("other")
+    created = manager_api.post("/api/v1/destinations/", {"endpoint": endpoint.pk, "url": "http://127.0.0.1:9/"})
+    destination = created.json()
+    path = f"/api/v1/destinations/{destination['id']}/"
+    for body, field, reason in (
+        ({"endpoint": other.pk}, "endpoint", "read-only"),
+        ({"paused_reason": "mine"}, "paused_reason", "read-only"),
+        ({"paussed": True}, "paussed", "Unknown field"),
+    ):
+        response = manager_api.patch(path, body)
+        assert response.status_code == 400, (body, response.content)
+        assert reason in response.json()[field][0]
+    refused = manager_api.patch(f"/api/v1/endpoints/{endpoint.pk}/", {"created_at": "2001-01-01T00:00:00Z"})
+    assert refused.status_code == 400
+    assert "read-only" in refused.json()["created_at"][0]
+    # What a GET answered can be sent back as it is.
+    unchanged = manager_api.get(path).json()
+    assert manager_api.put(path, {**unchanged, "timeout_seconds": 7}).status_code == 200, unchanged
+    assert manager_api.get(path).json()["endpoint"] == endpoint.pk

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from inbox import addresses
+from inbox.addresses import validate_destination_url
 from inbox.delivery import forwarding, handlers, processing
 from inbox.models import Attempt, Destination, Endpoint, Message
 from inbox.tasks import process_message
@@ -271,6 +272,26 @@ def test_it_refuses_a_private_literal_when_saved(staff_client: Client) -> None:
     assert response.status_code == 200
     assert "Refused destination: 10.0.0.1 is a loopback or private address" in response.content.decode()
     assert not Destination.objects.exists()
+
+
+def test_it_refuses_a_metadata_hostname_when_saved_even_when_private_ones_are_allowed(settings: Any) -> None:
+    assert settings.FORWARD_ALLOW_PRIVATE
+    for url in ("http://metadata.google.internal/computeMetadata/v1/", "http://METADATA.google.internal./"):
+        with pytest.raises(ValidationError, match="cloud metadata service"):
+            validate_destination_url(url)
+    validate_destination_url("http://localhost:9/")  # allowed in development
+
+
+@pytest.mark.usefixtures("no_private")
+def test_it_refuses_localhost_when_saved_in_production() -> None:
+    for url in ("http://localhost:9/", "http://api.localhost/"):
+        with pytest.raises(ValidationError, match="loopback"):
+            validate_destination_url(url)
+
+
+def test_it_shows_an_ipv6_destination_with_brackets() -> None:
+    destination = Destination(url="http://[2001:db8::1]:8080/hook?token=secret")
+    assert destination.display_url == "http://[2001:db8::1]:8080/hook?…"
 
 
 # --- Handlers -------------------------------------------------------------------------------
