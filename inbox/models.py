@@ -365,6 +365,20 @@ class Endpoint(models.Model):
     def secret_kind(self) -> str:
         return self.scheme.secret_kind
 
+    def rotation_problem(self, value: str) -> str:
+        """Why `value` cannot replace this endpoint's secret, '' when it can (empty: generate
+        one, where the preset generates its secrets). The rotate form's and the API's rule."""
+        preset = self.preset
+        if self.secret_kind == "none":
+            return f"{preset.label} has no secret to rotate."
+        if value:
+            if self.secret_kind == "basic":
+                return "HTTP Basic passwords are always generated."
+            return preset.validate_secret(value) or ""
+        if not preset.generates_secret and self.secret_kind not in ("token", "basic"):
+            return f"Paste the new {preset.secret_label.lower()} from {preset.label}."
+        return ""
+
     @property
     def credential_header(self) -> str:
         """The header a token travels in, for token schemes ('' otherwise)."""

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import re
+from io import StringIO
 
 import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
 from django.test import Client
 
-from inbox.models import Endpoint, Message
+from inbox.models import ApiToken, Endpoint, Message
 from tests.conftest import csrf_post, make_endpoint, make_message
 
 pytestmark = pytest.mark.django_db
@@ -170,3 +173,20 @@ def test_it_keeps_the_slug_out_of_dashboard_urls(staff_client: Client) -> None:
     for url in ["/", "/endpoints/", f"/endpoints/{endpoint.pk}/"]:
         hrefs = re.findall(r'href="([^"]+)"', staff_client.get(url).content.decode())
         assert not [href for href in hrefs if endpoint.slug in href], url
+
+
+def test_it_applies_one_secret_rule_in_the_form_the_api_and_the_command(staff_client: Client) -> None:
+    # A hand-picked token shorter than 16 characters is refused the same way on every path.
+    response = csrf_post(staff_client, "/endpoints/new/", {**NEW_ENDPOINT, "secret": "short-token"})
+    assert "A token needs at least 16 characters." in response.content.decode()
+    token = ApiToken.objects.issue(User.objects.get(username="staff"), "t", "write")[1]
+    api = Client(enforce_csrf_checks=True).post(
+        "/api/v1/endpoints/",
+        {"name": "api", "secret": "short-token"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert api.json() == {"secret": ["A token needs at least 16 characters."]}
+    with pytest.raises(CommandError, match="A token needs at least 16 characters."):
+        call_command("create_endpoint", "cli", "--secret", "short-token", stdout=StringIO())
+    assert not Endpoint.objects.exists()

@@ -30,8 +30,6 @@ from inbox.models import (
 )
 from inbox.verification import DIGESTS, PRESETS
 
-# create_endpoint's rule for a token chosen by hand (inbox/management/commands/create_endpoint.py).
-MIN_TOKEN_LENGTH = 16
 ENDPOINT_FIELDS = list(ENDPOINT_SETTINGS)
 
 
@@ -139,17 +137,9 @@ class EndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer[Endpoint
         auth = attrs.get("auth", instance.auth if instance else "token")
         preset = PRESETS[auth]
         auth_changed = instance is None or auth != instance.auth
-        secret: str = attrs.get("secret") or ""
         errors: dict[str, str] = {}
-        if secret:
-            if preset.secret_kind in ("none", "basic"):
-                errors["secret"] = f"{preset.label} takes no secret."
-            elif problem := preset.validate_secret(secret):
-                errors["secret"] = problem
-            elif preset.secret_kind == "token" and len(secret) < MIN_TOKEN_LENGTH:
-                errors["secret"] = f"A token needs at least {MIN_TOKEN_LENGTH} characters."
-        elif auth_changed and not preset.generates_secret and preset.secret_kind != "none":
-            errors["secret"] = f"Paste the {preset.secret_label.lower()} that {preset.label} gives you."
+        if problem := preset.chosen_secret_problem(attrs.get("secret") or "", required=auth_changed):
+            errors["secret"] = problem
         options = attrs.get("scheme_options")
         if preset.name == "hmac" and options is None and (auth_changed or not (instance and instance.scheme_options)):
             errors["scheme_options"] = "The generic HMAC scheme needs its parameters (at least `header`)."
@@ -195,25 +185,10 @@ class RotateSerializer(serializers.Serializer[dict[str, Any]]):
     secret = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=500)
     grace_hours = serializers.IntegerField(min_value=0, max_value=24 * 30, default=24)
 
-    def validate_secret(self, value: str) -> str:
-        endpoint: Endpoint = self.context["endpoint"]
-        preset = endpoint.preset
-        if value:
-            if endpoint.secret_kind == "basic":
-                raise serializers.ValidationError("HTTP Basic passwords are always generated.")
-            if problem := preset.validate_secret(value):
-                raise serializers.ValidationError(problem)
-        return value
-
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         endpoint: Endpoint = self.context["endpoint"]
-        preset = endpoint.preset
-        if endpoint.secret_kind == "none":
-            raise serializers.ValidationError({"secret": f"{preset.label} has no secret to rotate."})
-        if not attrs.get("secret") and not preset.generates_secret and endpoint.secret_kind not in ("token", "basic"):
-            raise serializers.ValidationError(
-                {"secret": f"Paste the new {preset.secret_label.lower()} from {preset.label}."}
-            )
+        if problem := endpoint.rotation_problem(attrs.get("secret") or ""):
+            raise serializers.ValidationError({"secret": problem})
         return attrs
 
 

@@ -263,14 +263,8 @@ class EndpointForm(FocusFirstError, forms.ModelForm[Endpoint]):
         preset = PRESETS.get(cleaned.get("auth") or "", None)
         if preset is None:
             return cleaned
-        secret: str = cleaned.get("secret") or ""
-        if secret:
-            if preset.secret_kind in ("none", "basic"):
-                self.add_error("secret", f"{preset.label} takes no secret.")
-            elif problem := preset.validate_secret(secret):
-                self.add_error("secret", problem)
-        elif self.auth_changed and not preset.generates_secret and preset.secret_kind != "none":
-            self.add_error("secret", f"Paste the {preset.secret_label.lower()} that {preset.label} gives you.")
+        if problem := preset.chosen_secret_problem(cleaned.get("secret") or "", required=self.auth_changed):
+            self.add_error("secret", problem)
         if preset.name == "hmac":
             if not cleaned.get("hmac_header"):
                 self.add_error("hmac_header", "The generic HMAC scheme needs a signature header.")
@@ -312,14 +306,8 @@ class RotateForm(FocusFirstError, forms.Form):
 
     def clean_secret(self) -> str:
         value: str = self.cleaned_data["secret"]
-        preset = self.endpoint.preset
-        if value:
-            if self.endpoint.secret_kind == "basic":
-                raise forms.ValidationError("HTTP Basic passwords are always generated.")
-            if problem := preset.validate_secret(value):
-                raise forms.ValidationError(problem)
-        elif not preset.generates_secret and self.endpoint.secret_kind not in ("token", "basic"):
-            raise forms.ValidationError(f"Paste the new {preset.secret_label.lower()} from {preset.label}.")
+        if problem := self.endpoint.rotation_problem(value):
+            raise forms.ValidationError(problem)
         return value
 
     def clean(self) -> dict[str, Any]:

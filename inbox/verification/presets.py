@@ -43,6 +43,8 @@ GENERIC_HEADERS = ("X-GitHub-Event", "X-Gitlab-Event", "X-Shopify-Topic", "X-Eve
 GENERIC_PATHS = ("type", "event_type", "event.type", "event")
 GENERIC_IDEMPOTENCY = ("Idempotency-Key", "webhook-id", "svix-id", "X-GitHub-Delivery", "X-Shopify-Webhook-Id")
 DEFAULT_PRESET = "token"
+# A token chosen by hand instead of generated (the form, the API and create_endpoint).
+MIN_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,23 @@ class Preset:
         if len(value) < 8:
             return "That secret is too short."
         return None
+
+    def chosen_secret_problem(self, value: str, *, required: bool) -> str:
+        """Why `value` cannot be given to a new endpoint of this preset (or one switched to
+        it), '' when it can: the one rule of the form, the API and `create_endpoint`.
+        `required`: the endpoint takes on this preset now, so a secret the provider issues
+        must be pasted."""
+        if value:
+            if self.secret_kind in ("none", "basic"):
+                return f"{self.label} takes no secret."
+            if problem := self.validate_secret(value):
+                return problem
+            if self.secret_kind == "token" and len(value) < MIN_TOKEN_LENGTH:
+                return f"A token needs at least {MIN_TOKEN_LENGTH} characters."
+            return ""
+        if required and not self.generates_secret and self.secret_kind != "none":
+            return f"Paste the {self.secret_label.lower()} that {self.label} gives you."
+        return ""
 
     def event_type(self, headers: Mapping[str, str], payload: Any) -> str:
         """The delivery's event type: the preset's own header or payload path, else a generic one."""

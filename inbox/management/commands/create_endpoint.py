@@ -11,8 +11,6 @@ from inbox.audit import audited_command
 from inbox.models import DEFAULT_RATE, Destination, Endpoint, parse_methods
 from inbox.verification import PRESETS
 
-MIN_TOKEN_LENGTH = 16
-
 
 class Command(BaseCommand):
     help = "Create an endpoint and print its receiver URL and credential, once."
@@ -50,10 +48,9 @@ class Command(BaseCommand):
         if secret is not None:
             if preset.secret_kind in ("none", "basic"):
                 raise CommandError(f"--secret does not apply to --auth {preset.name}.")
-            problem = preset.validate_secret(secret)
-            if not problem and preset.secret_kind == "token" and len(secret) < MIN_TOKEN_LENGTH:
-                problem = f"A token needs at least {MIN_TOKEN_LENGTH} characters."
-            if problem:
+            if not secret:
+                raise CommandError("--secret: give a value, or leave --secret out to have one generated.")
+            if problem := preset.chosen_secret_problem(secret, required=True):
                 raise CommandError(f"--secret: {problem}")
         try:
             shown = endpoint.set_secret(secret)
