@@ -132,14 +132,22 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     stop = Stop()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    query = urllib.parse.urlencode({"endpoint": args.endpoint, "name": args.name, "wait": args.wait})
-    print(f"Listening to {args.endpoint} on {args.server}, forwarding to {args.to} (Ctrl+C stops)", file=out)
-    out.flush()
+    # The first poll does not wait: "Listening" is printed once the inbox has taken the token
+    # and the endpoint, so a refusal is never preceded by it.
+    listening = False
     failures = 0
     while True:
+        wait = args.wait if listening else 0
+        query = urllib.parse.urlencode({"endpoint": args.endpoint, "name": args.name, "wait": wait})
         try:
-            page = _api(args.server, args.token, "GET", f"/api/v1/listen/?{query}", timeout=args.wait + 15)
+            page = _api(args.server, args.token, "GET", f"/api/v1/listen/?{query}", timeout=wait + 15)
             failures = 0
+            if not listening:
+                listening = True
+                print(
+                    f"Listening to {args.endpoint} on {args.server}, forwarding to {args.to} (Ctrl+C stops)", file=out
+                )
+                out.flush()
         except ApiError as exc:
             print(f"The inbox refused: {exc}", file=sys.stderr)
             return 2
@@ -158,7 +166,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
             with stop:
                 if deliver(args, message, out) != 0:
                     return 2
-        if not messages and not page.get("waited", True):
+        if not messages and not page.get("waited", True) and wait:
             time.sleep(SHORT_POLL_SECONDS)
 
 

@@ -187,6 +187,6 @@ def test_it_applies_one_secret_rule_in_the_form_the_api_and_the_command(staff_cl
         headers={"Authorization": f"Bearer {token}"},
     )
     assert api.json() == {"secret": ["A token needs at least 16 characters."]}
-    with pytest.raises(CommandError, match="A token needs at least 16 characters."):
+    with pytest.raises(CommandError, match=r"A token needs at least 16 characters\."):
         call_command("create_endpoint", "cli", "--secret", "short-token", stdout=StringIO())
     assert not Endpoint.objects.exists()

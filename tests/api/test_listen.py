@@ -218,3 +218,4 @@ def test_a_listener_with_a_revoked_or_wrong_token_stops_with_a_clear_error(inbox
     )
     assert result.returncode == 2
     assert "401" in result.stderr
+    assert "Listening" not in result.stdout  # never claimed before the inbox took the token
