@@ -13,8 +13,8 @@ one process made since its last flush (at most that many seconds of them) when i
 killed hard (kill -9, the OOM killer). A flush whose commit reached the database but whose
 answer did not (the connection broke at that instant) is retried and counted twice.
 
-With `INBOX_COUNTER_FLUSH_SECONDS = 0` no thread is started (the tests: a thread of its own
-would write outside the test's transaction); readers in this process (the endpoint page,
+With `INBOX_COUNTER_FLUSH_SECONDS = 0` no thread is started and nothing is written at exit
+(the tests: a thread of its own would write outside the test's transaction); readers in this process (the endpoint page,
 /metrics) call `flush()` first either way, so they always see this process's own counts.
 """
 
@@ -42,6 +42,7 @@ FORWARD_ATTEMPTS = CounterKind.FORWARD_ATTEMPTS.value
 _lock = threading.Lock()
 _pending: dict[SeriesKey, int] = {}
 _started = False
+_background = False  # a thread writes the counts (and atexit what it had not yet)
 
 
 def add(kind: str, endpoint_id: int, n: int = 1) -> None:
@@ -98,38 +99,43 @@ def for_endpoint(endpoint_id: int) -> dict[str, int]:
 
 
 def _start_flusher() -> None:
-    global _started  # noqa: PLW0603 - one thread per process, started once
+    global _started, _background  # noqa: PLW0603 - one thread per process, started once
     seconds = float(settings.INBOX_COUNTER_FLUSH_SECONDS)
     with _lock:
         if _started:
             return
         _started = True
-    if seconds > 0:
+        _background = seconds > 0
+    if _background:
         threading.Thread(target=_run, args=(seconds,), name="inbox-counters", daemon=True).start()
 
 
 def _run(seconds: float) -> None:
     while True:
         time.sleep(seconds)
-        # The thread's own connection, recycled as CONN_MAX_AGE and health checks say.
-        close_old_connections()
-        if not flush():
-            connection.close()  # a broken connection is replaced at the next try
+        try:
+            # The thread's own connection, recycled as CONN_MAX_AGE and health checks say.
+            close_old_connections()
+            if not flush():
+                connection.close()  # a broken connection is replaced at the next try
+        except Exception:  # The thread must outlive anything a tick meets: it is the only one.
+            logger.exception("counter flush thread: unexpected error")
 
 
 @atexit.register
 def _flush_at_exit() -> None:
-    if _pending:
+    # Not without the thread (the tests): their counts belong to a test database gone by now.
+    if _background and _pending:
         flush()
 
 
 def _after_fork_in_child() -> None:
     # A forked child (a server's worker process) starts with none of its parent's counts
     # (the parent writes those) and without its thread (threads do not survive a fork).
-    global _lock, _pending, _started  # noqa: PLW0603
+    global _lock, _pending, _started, _background  # noqa: PLW0603
     _lock = threading.Lock()
     _pending = {}
-    _started = False
+    _started = _background = False
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -74,6 +74,7 @@ def _fresh_caches() -> Iterator[None]:
     counters.clear()  # counts a test made and never wrote
     yield
     forget_endpoint()
+    counters.clear()
 
 
 def make_endpoint(name: str = "shop", secret: str | None = None, **fields: Any) -> tuple[Endpoint, str | None]:
