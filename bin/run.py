@@ -1,7 +1,8 @@
 """`make run`: set up the embedded default, then serve it with its task worker until Ctrl+C.
 
 1. Writes the local env file `var/.env` (git-ignored) on the first run: a generated SECRET_KEY,
-   DJANGO_ENV=development, FORWARD_ALLOW_PRIVATE=true; and on every run the PORT it serves.
+   DJANGO_ENV=development, FORWARD_ALLOW_PRIVATE=true; on every run the PORT it serves, and a
+   generated METRICS_TOKEN (for /metrics) when the file has none.
    config/settings.py reads that file, so every `manage.py` command the README shows works
    afterwards with nothing exported, and prints URLs with the port actually served.
 2. Migrates, collects static files and queues the periodic tasks, quietly.
@@ -45,7 +46,8 @@ def var_dir() -> Path:
 
 
 def write_env_file(directory: Path, port: int) -> Path:
-    """Create var/.env once (keeping an existing one), and record the port served in it."""
+    """Create var/.env once (keeping an existing one), record the port served in it, and give
+    it a METRICS_TOKEN if it has none (a file written before /metrics existed gets one too)."""
     path = directory / ".env"
     directory.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -60,12 +62,17 @@ def write_env_file(directory: Path, port: int) -> Path:
             "DJANGO_ENV=development\n"
             "FORWARD_ALLOW_PRIVATE=true\n"
             f"PORT={port}\n"
+            f"METRICS_TOKEN={secrets.token_urlsafe(32)}\n"
         )
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(text)
-    elif dotenv_values(path).get("PORT") != str(port):
+        return path
+    values = dotenv_values(path)
+    if values.get("PORT") != str(port):
         set_key(path, "PORT", str(port), quote_mode="never")
+    if not values.get("METRICS_TOKEN"):
+        set_key(path, "METRICS_TOKEN", secrets.token_urlsafe(32), quote_mode="never")
     return path
 
 

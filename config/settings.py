@@ -331,6 +331,13 @@ STATIC_ROOT = VAR_DIR / "static"
 # How long a worker process trusts its cached copy of an endpoint. Edits made in this
 # process apply at once; other processes see them within this many seconds.
 INBOX_ENDPOINT_CACHE_SECONDS = float(os.environ.get("INBOX_ENDPOINT_CACHE_SECONDS", "5"))
+# Counters (inbox/counters.py) are counted in memory and written this often by a thread of
+# each process; a process killed hard loses at most this many seconds of its counts. 0: no
+# thread (the tests), counts are written when this process reads them.
+INBOX_COUNTER_FLUSH_SECONDS = float(os.environ.get("INBOX_COUNTER_FLUSH_SECONDS", "0" if DJANGO_ENV == "test" else "5"))
+# /metrics (inbox/metrics.py) answers `Authorization: Bearer <this>`; unset, only a staff
+# session may read it.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 INBOX_PURGE_BATCH_SIZE = env_int("INBOX_PURGE_BATCH_SIZE", 5000)
 # Processing (forwarding and handlers). Retry n waits BASE x FACTOR^(n-1) seconds, +-20%:
 # with 40 s and x2.7 the first retry comes within a minute and five span about an hour.

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 
+from inbox import metrics
 from inbox.dashboard import views
 from inbox.ingest import receiver
 
@@ -26,6 +27,7 @@ register_converter(HookSlug, "hookslug")
 urlpatterns = [
     path("hooks/<hookslug:slug>/", receiver.receive, name="receiver"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("accounts/login/", views.login, name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -14,7 +14,7 @@ import jmespath
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
@@ -636,6 +636,14 @@ class MessageQuerySet(models.QuerySet["Message"]):
             models.Q(lease_until__isnull=True) | models.Q(lease_until__lt=now)
         )
 
+    def pending_figures(self, now: datetime) -> tuple[int, datetime | None]:
+        """How many messages are pending, and the earliest due time of those already due (None:
+        none is). Both from the partial index of pending messages (`message_pending_due`),
+        never a scan of the table: /metrics asks on every scrape."""
+        pending = self.filter(status=Status.PENDING)
+        oldest = pending.filter(next_attempt_at__lte=now).aggregate(due=models.Min("next_attempt_at"))["due"]
+        return pending.count(), oldest
+
     def expired(self, endpoint: Endpoint, now: Any | None = None) -> MessageQuerySet:
         now = now or timezone.now()
         return self.filter(endpoint=endpoint, received_at__lt=now - timedelta(days=endpoint.retention_days))
@@ -836,6 +844,9 @@ SIGN_STANDARD = "standard"
 class Destination(models.Model):
     """A URL every accepted message of an endpoint is forwarded to."""
 
+    # An attempt's `target` for this destination is the prefix and its id.
+    TARGET_PREFIX = "destination:"
+
     endpoint = models.ForeignKey(Endpoint, on_delete=models.DB_CASCADE, related_name="destinations")
     url = models.CharField(
         "URL", max_length=2000, validators=[validate_destination_url], help_text="Messages are POSTed here."
@@ -938,7 +949,7 @@ class Destination(models.Model):
 
     @property
     def target(self) -> str:
-        return f"destination:{self.pk}"
+        return f"{self.TARGET_PREFIX}{self.pk}"
 
     @property
     def display_url(self) -> str:
@@ -1303,3 +1314,84 @@ class ListenerCursor(models.Model):
             last_message_id=message_id, seen_at=timezone.now()
         )
         self.last_message_id = max(self.last_message_id, message_id)
+
+
+# --- Durable counters (docs/architecture.md, "Counters and /metrics") -------------------------
+class CounterKind(models.TextChoices):
+    """What a counter counts; /metrics names each series after its kind (inbox/metrics.py)."""
+
+    RECEIVED = "received", "Messages received"
+    REJECTED = "rejected", "Deliveries refused"
+    RATE_LIMITED = "rate_limited", "Deliveries rate limited"
+    DUPLICATE = "duplicate", "Duplicate deliveries"
+    FORWARD_ATTEMPTS = "forward_attempts", "Forward attempts"
+
+
+# A series: (kind, endpoint id, destination id, outcome); 0 and "" where a series has no such label.
+SeriesKey = tuple[str, int, int, str]
+
+
+class CounterQuerySet(models.QuerySet["Counter"]):
+    def add(self, deltas: dict[SeriesKey, int]) -> None:
+        """Add each delta to its series in one statement (one round trip, atomic), creating
+        the series at its first count: INSERT … ON CONFLICT DO UPDATE SET value = value + delta,
+        which PostgreSQL and SQLite both speak.
+
+        Rows go in key order, so two processes flushing the same series at once queue on
+        them in the same order instead of deadlocking each other.
+        """
+        rows = sorted((key, n) for key, n in deltas.items() if n)
+        if not rows:
+            return
+        db = self.db
+        ops = connections[db].ops
+        table = ops.quote_name(Counter._meta.db_table)
+        columns = ("kind", "endpoint_id", "destination_id", "outcome", "value")
+        names = ", ".join(ops.quote_name(c) for c in columns)
+        unique = ", ".join(ops.quote_name(c) for c in columns[:4])
+        value = ops.quote_name("value")
+        placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+        # Names from the model's metadata, every value a parameter.
+        sql = (
+            f"INSERT INTO {table} ({names}) VALUES {placeholders} "  # noqa: S608
+            f"ON CONFLICT ({unique}) DO UPDATE SET {value} = {table}.{value} + excluded.{value}"
+        )
+        params = [part for key, n in rows for part in (*key, n)]
+        with connections[db].cursor() as cursor:
+            cursor.execute(sql, params)
+
+    def for_endpoint(self, endpoint_id: int) -> dict[str, int]:
+        """The endpoint's counts by kind (0 for a kind never counted)."""
+        found = dict(self.filter(endpoint_id=endpoint_id, destination_id=0).values_list("kind", "value"))
+        return {kind.value: int(found.get(kind.value, 0)) for kind in CounterKind}
+
+
+class Counter(models.Model):
+    """One series of a monotonic count: what the receiver refused, rate-limited, stored as a
+    duplicate or accepted per endpoint, and forward attempts per destination and outcome.
+
+    Never computed from the messages or attempts tables: retention purges delete those.
+    Processes count in memory and add their deltas here every few seconds (inbox/counters.py).
+    Plain ids rather than foreign keys: a delta for an endpoint deleted meanwhile must not fail
+    the flush of every other series; readers skip ids that no longer exist.
+    """
+
+    kind = models.CharField(max_length=20, choices=CounterKind.choices)
+    endpoint_id = models.BigIntegerField(default=0)
+    destination_id = models.BigIntegerField(default=0)
+    # The AttemptStatus of a forward attempt; "" for the endpoint's counts.
+    outcome = models.CharField(max_length=10, blank=True, default="")
+    value = models.BigIntegerField(default=0)
+
+    objects = CounterQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "endpoint_id", "destination_id", "outcome"], name="counter_series")
+        ]
+
+    def __str__(self) -> str:
+        where = f"endpoint={self.endpoint_id}"
+        if self.destination_id:
+            where = f"destination={self.destination_id} {self.outcome}"
+        return f"{self.kind} {where} = {self.value}"

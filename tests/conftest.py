@@ -22,6 +22,7 @@ from django_tasks_db.management.commands import db_worker
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
+from inbox import counters
 from inbox.ingest.body import parse_json, preview_of
 from inbox.ingest.endpoints import forget_endpoint
 from inbox.ingest.wsgi import ReceiverDispatch
@@ -70,8 +71,10 @@ def _fresh_caches() -> Iterator[None]:
     cache.clear()
     caches[settings.RATELIMIT_USE_CACHE].clear()  # the counts and the leases this process holds
     forget_endpoint()
+    counters.clear()  # counts a test made and never wrote
     yield
     forget_endpoint()
+    counters.clear()
 
 
 def make_endpoint(name: str = "shop", secret: str | None = None, **fields: Any) -> tuple[Endpoint, str | None]:

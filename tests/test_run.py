@@ -221,6 +221,28 @@ def test_it_runs_the_readme_api_examples_and_listen_quick_start_as_written(serve
     assert f"Listening to api-demo on http://127.0.0.1:{served.port}" in out
 
 
+def test_it_runs_the_readme_metrics_example_as_written(served: Served) -> None:
+    text = README.read_text()
+    section = text[text.index("\n## Metrics\n") :]
+    section = section[: section.index("\n## ", 1)]
+    [block] = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    # The README names `make run`'s default port; this run serves another one.
+    command = block.strip().replace("127.0.0.1:8000", f"127.0.0.1:{served.port}")
+    result = subprocess.run(  # noqa: S603 - the README's own command
+        ["bash", "-c", f"set -euo pipefail\n{command}"],  # noqa: S607
+        cwd=served.checkout,
+        env=clean_env(served.home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    # make run generated the token into var/.env and the server took it from there.
+    assert "inbox_messages_pending " in result.stdout
+    assert "inbox_oldest_pending_seconds " in result.stdout
+
+
 def test_it_stops_the_web_server_and_the_worker_on_one_ctrl_c(served: Served) -> None:
     running = processes_in(served.checkout)
     assert any("granian" in command for command in running.values()), running

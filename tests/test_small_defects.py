@@ -75,7 +75,7 @@ def test_it_lists_a_413_in_the_rejected_log_it_counts(staff_client: Client, prov
     assert attempts[0].body_size == 2000
     assert "limit of 1.0\xa0KB" in attempts[0].reason
     page = staff_client.get(endpoint.get_absolute_url()).content.decode()
-    assert "<dt>Rejected</dt><dd>2 " in page
+    assert "<dt>Rejected</dt><dd>2</dd>" in page
     assert '<span class="badge">2</span>' in page
     assert "<td>413</td>" in page
 

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from inbox import counters
 from inbox.delivery import forwarding, handlers, queue, routing
 from inbox.delivery.work import has_work
 from inbox.models import Attempt, AttemptStatus, Destination, Message, Status
@@ -233,6 +234,8 @@ def _attempt(message: Message, target: Target) -> str | routing.Decision:
     if decision is not None or error:
         status = decision.status if decision is not None else AttemptStatus.FAILED
         Attempt.objects.filter(pk=attempt.pk).update(status=status, error=decision.note if decision else error)
+        if target.destination is not None:
+            counters.add_forward_attempt(target.destination.pk, status)
         return decision if decision is not None else AttemptStatus.FAILED
     outcome = target.run(message)
     # An UPDATE, not save(): when the message was deleted meanwhile (a purge, staff), its
@@ -245,6 +248,10 @@ def _attempt(message: Message, target: Target) -> str | routing.Decision:
         error=forwarding.printable(outcome.error[:20000]),
     )
     if target.destination is not None:
+        # In memory, written by the process's counter thread (inbox/counters.py).
+        counters.add_forward_attempt(
+            target.destination.pk, AttemptStatus.SUCCEEDED if outcome.ok else AttemptStatus.FAILED
+        )
         routing.record_outcome(target.destination, outcome.ok)
     return AttemptStatus.SUCCEEDED if outcome.ok else AttemptStatus.FAILED
 
@@ -259,9 +266,17 @@ def recover(now: datetime | None = None, limit: int = 1000) -> tuple[int, int]:
     """
     now = now or timezone.now()
     lease = timedelta(seconds=settings.INBOX_PROCESSING_LEASE_SECONDS)
-    closed = Attempt.objects.filter(status=AttemptStatus.RUNNING, started_at__lt=now - lease).update(
-        status=AttemptStatus.FAILED, error="The worker stopped during this attempt; the message was queued again."
-    )
+    stale = Attempt.objects.filter(status=AttemptStatus.RUNNING, started_at__lt=now - lease)
+    closed = 0
+    for pk, target in stale.values_list("pk", "target")[:limit]:
+        # One by one (there are none unless a worker was killed), so that only the attempts
+        # this sweep closed count as failed forwards, never one a slow worker finished meanwhile.
+        if Attempt.objects.filter(pk=pk, status=AttemptStatus.RUNNING).update(
+            status=AttemptStatus.FAILED, error="The worker stopped during this attempt; the message was queued again."
+        ):
+            closed += 1
+            if target.startswith(Destination.TARGET_PREFIX):
+                counters.add_forward_attempt(int(target.removeprefix(Destination.TARGET_PREFIX)), AttemptStatus.FAILED)
     if queue.backlog():
         # Wake-ups are still waiting in the queue: a backlog, not a loss. Requeueing now
         # would only double the backlog.

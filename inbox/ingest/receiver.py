@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
-from inbox import stats
+from inbox import counters
 from inbox.delivery.queue import enqueue_processing
 from inbox.delivery.work import has_work
 from inbox.ingest import ratelimit
@@ -98,7 +98,7 @@ def _over_rate_limit(request: HttpRequest, endpoint: Endpoint) -> HttpResponse |
             return None
         return plain(503, "Rate limiter unavailable; retry later.", Retry_After="5")
     if usage is not None and usage["should_limit"]:
-        stats.bump(endpoint.pk, stats.RATE_LIMITED)
+        counters.add(counters.RATE_LIMITED, endpoint.pk)
         logger.info("rate limited endpoint=%s ip=%s", endpoint.pk, client_ip(request))
         return plain(429, "Too many requests.", Retry_After=str(max(1, usage["time_left"])))
     return None
@@ -156,7 +156,7 @@ def _delivery(request: HttpRequest, endpoint: Endpoint, raw: bytes) -> Delivery:
 
 
 def _refuse(request: HttpRequest, endpoint: Endpoint, status: int, reason: str, body_size: int = 0) -> HttpResponse:
-    stats.bump(endpoint.pk, stats.REJECTED)
+    counters.add(counters.REJECTED, endpoint.pk)
     ip = client_ip(request)
     logger.warning("refused delivery endpoint=%s ip=%s status=%s reason=%s", endpoint.pk, ip, status, reason)
     RejectedAttempt.record(
@@ -321,10 +321,14 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse:
             return _answer(answer)
 
     row = _row(request, endpoint, raw, payload, verdict)
+    # Counted in memory once the row is committed (or refused as a duplicate), written by
+    # the process's counter thread: no round trip here (inbox/counters.py).
     if not store(row):
-        stats.bump(endpoint.pk, stats.DUPLICATE)
+        counters.add(counters.DUPLICATE, endpoint.pk)
         logger.info("duplicate delivery endpoint=%s", endpoint.pk)
-    elif row.values["status"] == Status.PENDING and row.pk is not None:
+        return accepted_response(endpoint)
+    counters.add(counters.RECEIVED, endpoint.pk)
+    if row.values["status"] == Status.PENDING and row.pk is not None:
         # Only messages with something to do cost a queue row. Outside a transaction
         # (the receiver runs in autocommit) on_commit runs at once: the row is committed.
         transaction.on_commit(functools.partial(enqueue_processing, row.pk))

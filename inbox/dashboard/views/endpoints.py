@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
-from inbox import stats
+from inbox import counters
 from inbox.dashboard import charts
 from inbox.dashboard.forms import EndpointForm, RotateForm
 from inbox.dashboard.viewer import endpoint_curl, endpoint_curl_variables
@@ -97,7 +97,7 @@ def _secret_page(request: HttpRequest, endpoint: Endpoint) -> HttpResponse:
         "instructions": endpoint.preset.instructions.replace("{url}", shown_url or endpoint.masked_url).replace(
             "{header}", endpoint.credential_header
         ),
-        "counts": stats.counts(endpoint.pk),
+        "counts": counters.for_endpoint(endpoint.pk),
         "rejected": rejected[:20],
         "rejected_count": rejected.count(),
         "can_send_test": endpoint.can_sign_tests,
