@@ -153,6 +153,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "inbox.dashboard.context.open_alerts",
             ],
             # {% load inbox_text %}: bidi controls made visible (inbox/dashboard/textfilters.py).
             "libraries": {"inbox_text": "inbox.dashboard.textfilters"},
