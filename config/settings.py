@@ -347,6 +347,31 @@ INBOX_TASK_RESULT_DAYS = env_int("INBOX_TASK_RESULT_DAYS", 7)
 # addresses are refused whatever this says.
 FORWARD_ALLOW_PRIVATE = env_bool("FORWARD_ALLOW_PRIVATE", False)
 
+# --- Email (alert notifications) --------------------------------------------------------
+# Printed to the console (the worker's output) unless EMAIL_HOST names an SMTP server. With
+# Django's mailers (6.1): the tests' runner swaps in the in-memory backend by itself.
+_email_host = os.environ.get("EMAIL_HOST", "")
+if _email_host:
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": _email_host,
+                "port": env_int("EMAIL_PORT", 587),
+                "username": os.environ.get("EMAIL_HOST_USER", ""),
+                "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+                # STARTTLS on 587 by default; EMAIL_USE_SSL=true for implicit TLS (465).
+                "use_tls": env_bool("EMAIL_USE_TLS", not env_bool("EMAIL_USE_SSL", False)),
+                "use_ssl": env_bool("EMAIL_USE_SSL", False),
+                "timeout": env_int("EMAIL_TIMEOUT", 10),
+            },
+        }
+    }
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "webhook-inbox@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # The path of a receiver holds its secret slug, so every line goes through one handler
 # whose filter redacts it (inbox/logs.py): django.request logs every 5xx with its
 # traceback, method and path, and 4xx answers outside the receiver (which logs its own

@@ -63,7 +63,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @needs("inbox.add_alertrule")
 def alert_rule_create(request: HttpRequest) -> HttpResponse:
-    form = AlertRuleForm(request.POST or None, instance=AlertRule(created_by=request.user))
+    form = AlertRuleForm(request.POST or None, instance=AlertRule(created_by_id=request.user.pk))
     if request.method == "POST" and form.is_valid():
         rule = form.save()
         AuditEntry.record(
