@@ -9,7 +9,6 @@ import subprocess
 import sys
 from io import StringIO
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -107,7 +106,10 @@ def test_it_takes_a_destination_and_implies_its_endpoint() -> None:
         (["--when", "failure_rate", "--notify", "email:a@example.com", "--threshold", "100"], "from 1 to 99"),
         (["--when", "silence", "--notify", "email:a@example.com", "--threshold", "3"], "Silence takes no threshold"),
         (["--when", "silence", "--notify", "email:a@example.com", "--destination", "DEST"], "scope them by endpoint"),
-        (["--when", "failed", "--notify", "email:a@example.com", "--endpoint", "other", "--destination", "DEST"], "another endpoint"),
+        (
+            ["--when", "failed", "--notify", "email:a@example.com", "--endpoint", "other", "--destination", "DEST"],
+            "another endpoint",
+        ),
     ],
 )
 def test_it_refuses_bad_input_and_creates_nothing(args: list[str], problem: str) -> None:
@@ -129,16 +131,22 @@ def test_it_refuses_a_duplicate_name() -> None:
     assert AlertRule.objects.count() == 1
 
 
-def test_it_has_help_and_exits_non_zero_from_a_shell(settings: Any, tmp_path: Path) -> None:
+def test_it_has_help_and_exits_non_zero_from_a_shell(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "DJANGO_ENV": "test", "VAR_DIR": str(tmp_path), "HOME": str(tmp_path)}
     helped = subprocess.run(
-        [sys.executable, "manage.py", "add_alert", "--help"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "manage.py", "add_alert", "--help"],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert helped.returncode == 0
     assert "--when {failed,failure_rate,silence,rejections}" in helped.stdout
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     refused = subprocess.run(
         [sys.executable, "manage.py", "add_alert", "x", "--when", "failed", "--notify", "email:nope"],
+        check=False,
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -44,7 +44,13 @@ def test_it_posts_json_whose_text_names_the_rule(catcher: Catcher, settings: Any
     assert "\n" not in body["text"]
     assert body["state"] == "opened"
     assert body["kind"] == "failed"
-    assert body["rule"] == {"id": rule.pk, "name": "Shop forwards failing", "kind": "failed", "threshold": 1, "window": "5m"}
+    assert body["rule"] == {
+        "id": rule.pk,
+        "name": "Shop forwards failing",
+        "kind": "failed",
+        "threshold": 1,
+        "window": "5m",
+    }
     assert body["endpoint"] == "shop"
     assert body["counts"] == {"failed_messages": 1, "threshold": 1}
     assert body["messages_url"] == link
@@ -79,7 +85,12 @@ def test_it_refuses_a_private_address_at_send_and_says_so_on_the_alert(
 @pytest.mark.usefixtures("no_private")
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:9/hook", "http://10.0.0.5/hook", "http://169.254.169.254/latest/meta-data/", "ftp://example.com/"],
+    [
+        "http://127.0.0.1:9/hook",
+        "http://10.0.0.5/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "ftp://example.com/",
+    ],
 )
 def test_it_refuses_a_refused_literal_address_when_saved(url: str) -> None:
     with pytest.raises(ValidationError) as caught:
