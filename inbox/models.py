@@ -1387,7 +1387,7 @@ class AlertRule(models.Model):
     starts and stops holding. Scoped to an endpoint, a destination (of that endpoint), or
     every endpoint when neither is set."""
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_single_line])
     kind = models.CharField("When", max_length=20, choices=AlertKind.choices, default=AlertKind.FAILED)
     endpoint = models.ForeignKey(
         Endpoint,
@@ -1508,8 +1508,6 @@ class AlertRule(models.Model):
             errors["threshold"] = ["Enter a percentage from 1 to 99: the alert opens when the rate is over it."]
         elif self.threshold < 1:
             errors["threshold"] = ["Enter 1 or more."]
-        if CONTROL_RE.search(self.name) or LINE_CONTROL_RE.search(self.name):
-            errors["name"] = ["Remove the control characters (line breaks, tabs, invisible characters)."]
         if errors:
             raise ValidationError(errors)
 
