@@ -32,13 +32,14 @@ def _back(request: HttpRequest, **kwargs: object) -> str:
 @require_GET
 def alert_list(request: HttpRequest) -> HttpResponse:
     """Open, acknowledged and resolved alerts, newest first, by state and rule if asked;
-    the rules above them."""
+    the rules above them. An invalid filter shows its error and no alert."""
     form = AlertFilterForm(request.GET if request.GET else None)
     alerts = Alert.objects.select_related("rule", "acknowledged_by")
-    status = 200
     if form.is_bound and not form.is_valid():
+        # As the message list does with its filters: the form says what is wrong, and an
+        # invalid filter never widens the page to every alert.
         logger.info("alerts page refused invalid %s", ", ".join(form.errors))
-        alerts, status = alerts.none(), 400
+        alerts = alerts.none()
     elif form.is_bound:
         if state := form.cleaned_data.get("state"):
             alerts = alerts.filter(state=state)
@@ -56,7 +57,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         "rules": rules,
         "shown": ALERTS_SHOWN,
     }
-    return render(request, "inbox/alert_list.html", context, status=status)
+    return render(request, "inbox/alert_list.html", context)
 
 
 @staff_required
