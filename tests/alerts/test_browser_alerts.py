@@ -115,7 +115,8 @@ def test_it_shows_open_acknowledged_and_resolved_alerts_and_asks_before_deleting
     expect(page.locator(".nav-count")).to_have_count(0)
 
     # The messages concerned: the message list, filtered.
-    page.get_by_role("link", name=f"The messages concerned (alert #{Alert.objects.get(rule=rules['quiet']).pk})").click()
+    quiet = Alert.objects.get(rule=rules["quiet"])
+    page.get_by_role("link", name=f"The messages concerned (alert #{quiet.pk})").click()
     expect(page).to_have_url(f"{live_url}/?endpoint={rules['quiet'].endpoint_id}")
 
     # The form, with errors, then a rule made.
