@@ -348,21 +348,24 @@ INBOX_TASK_RESULT_DAYS = env_int("INBOX_TASK_RESULT_DAYS", 7)
 FORWARD_ALLOW_PRIVATE = env_bool("FORWARD_ALLOW_PRIVATE", False)
 
 # --- Email (alert notifications) --------------------------------------------------------
-# Printed to the console (the worker's output) unless EMAIL_HOST names an SMTP server. With
-# Django's mailers (6.1): the tests' runner swaps in the in-memory backend by itself.
+# Through Django's mailers (6.1; the tests' runner swaps in the in-memory backend by itself).
+# Development prints emails on the console (the worker's output) until EMAIL_HOST names an
+# SMTP server; production sends over SMTP, to a local relay (localhost:25) unless EMAIL_HOST
+# says otherwise: a console backend there would lose every alert email (check mail.E001).
 _email_host = os.environ.get("EMAIL_HOST", "")
-if _email_host:
+if _email_host or DJANGO_ENV == "production":
+    _email_ssl = env_bool("EMAIL_USE_SSL", False)
     MAILERS = {
         "default": {
             "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "OPTIONS": {
-                "host": _email_host,
-                "port": env_int("EMAIL_PORT", 587),
+                "host": _email_host or "localhost",
+                "port": env_int("EMAIL_PORT", (465 if _email_ssl else 587) if _email_host else 25),
                 "username": os.environ.get("EMAIL_HOST_USER", ""),
                 "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
-                # STARTTLS on 587 by default; EMAIL_USE_SSL=true for implicit TLS (465).
-                "use_tls": env_bool("EMAIL_USE_TLS", not env_bool("EMAIL_USE_SSL", False)),
-                "use_ssl": env_bool("EMAIL_USE_SSL", False),
+                # STARTTLS to a named server by default; EMAIL_USE_SSL=true for implicit TLS.
+                "use_tls": env_bool("EMAIL_USE_TLS", bool(_email_host) and not _email_ssl),
+                "use_ssl": _email_ssl,
                 "timeout": env_int("EMAIL_TIMEOUT", 10),
             },
         }

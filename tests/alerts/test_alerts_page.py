@@ -243,3 +243,15 @@ def test_it_names_an_invalid_filter_and_shows_no_alert(staff_client: Client) -> 
     assert "State: Select a valid choice. burning is not one of the available choices." in html
     assert "Rule: Select a valid choice." in html
     assert '<tr id="alert-' not in html
+
+
+def test_it_names_the_alert_rules_that_go_with_a_deleted_endpoint(staff_client: Client) -> None:
+    shop, _ = make_endpoint("shop")
+    destination = Destination.objects.create(endpoint=shop, url="https://example.com/hook")
+    make_rule("on the endpoint", kind=AlertKind.SILENCE, endpoint=shop)
+    make_rule("on its destination", kind=AlertKind.FAILED, destination=destination)
+    make_rule("everywhere", kind=AlertKind.FAILED)
+    page = staff_client.get(f"/endpoints/{shop.pk}/delete/").content.decode()
+    assert "with its 1 destination and its 2 alert rules and their alerts" in page
+    csrf_post(staff_client, f"/endpoints/{shop.pk}/delete/")
+    assert list(AlertRule.objects.values_list("name", flat=True)) == ["everywhere"]
