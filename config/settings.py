@@ -153,6 +153,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "inbox.dashboard.context.open_alerts",
             ],
             # {% load inbox_text %}: bidi controls made visible (inbox/dashboard/textfilters.py).
             "libraries": {"inbox_text": "inbox.dashboard.textfilters"},
@@ -352,6 +353,34 @@ INBOX_TASK_RESULT_DAYS = env_int("INBOX_TASK_RESULT_DAYS", 7)
 # development and the tests need it, and say so explicitly. Link-local and cloud metadata
 # addresses are refused whatever this says.
 FORWARD_ALLOW_PRIVATE = env_bool("FORWARD_ALLOW_PRIVATE", False)
+
+# --- Email (alert notifications) --------------------------------------------------------
+# Through Django's mailers (6.1; the tests' runner swaps in the in-memory backend by itself).
+# Development prints emails on the console (the worker's output) until EMAIL_HOST names an
+# SMTP server; production sends over SMTP, to a local relay (localhost:25) unless EMAIL_HOST
+# says otherwise: a console backend there would lose every alert email (check mail.E001).
+_email_host = os.environ.get("EMAIL_HOST", "")
+if _email_host or DJANGO_ENV == "production":
+    _email_ssl = env_bool("EMAIL_USE_SSL", False)
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": _email_host or "localhost",
+                "port": env_int("EMAIL_PORT", (465 if _email_ssl else 587) if _email_host else 25),
+                "username": os.environ.get("EMAIL_HOST_USER", ""),
+                "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+                # STARTTLS to a named server by default; EMAIL_USE_SSL=true for implicit TLS.
+                "use_tls": env_bool("EMAIL_USE_TLS", bool(_email_host) and not _email_ssl),
+                "use_ssl": _email_ssl,
+                "timeout": env_int("EMAIL_TIMEOUT", 10),
+            },
+        }
+    }
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "webhook-inbox@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # The path of a receiver holds its secret slug, so every line goes through one handler
 # whose filter redacts it (inbox/logs.py): django.request logs every 5xx with its

@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from inbox import counters
-from inbox.models import AttemptStatus, Counter, CounterKind, Destination, Endpoint, Message
+from inbox.models import Alert, AttemptStatus, Counter, CounterKind, Destination, Endpoint, Message
 
 logger = logging.getLogger("inbox.metrics")
 
@@ -98,8 +98,12 @@ class InboxCollector(Collector):
         )
 
     def _alerts_open(self) -> Iterator[Metric]:
-        # inbox_alerts_open (issue 17's alerts, inbox/alerts/) is yielded here once they are merged.
-        yield from ()
+        # Acknowledged alerts still count: someone is on it, but the condition holds.
+        yield GaugeMetricFamily(
+            "inbox_alerts_open",
+            "Alerts whose condition still holds (open or acknowledged, not resolved).",
+            value=Alert.objects.open().count(),
+        )
 
 
 def _registry() -> CollectorRegistry:

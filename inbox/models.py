@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import jmespath
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import IntegrityError, connections, models, transaction
 from django.db.models.functions import TruncHour
 from django.urls import reverse
@@ -817,7 +817,11 @@ class RejectedAttempt(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["endpoint", "-at"], name="rejected_endpoint_at")]
+        indexes = [
+            models.Index(fields=["endpoint", "-at"], name="rejected_endpoint_at"),
+            # An alert rule over every endpoint counts the refusals of its window (inbox/alerts/).
+            models.Index(fields=["-at"], name="rejected_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.status} {self.reason}"
@@ -1109,6 +1113,12 @@ class AuditAction(models.TextChoices):
     MESSAGES_MARKED = "messages.marked", "Messages marked"
     TOKEN_CREATED = "token.created", "API token created"
     TOKEN_REVOKED = "token.revoked", "API token revoked"
+    ALERT_RULE_CREATED = "alert_rule.created", "Alert rule created"
+    ALERT_RULE_CHANGED = "alert_rule.changed", "Alert rule changed"
+    ALERT_RULE_DELETED = "alert_rule.deleted", "Alert rule deleted"
+    ALERT_RULE_MUTED = "alert_rule.muted", "Alert rule muted"
+    ALERT_RULE_UNMUTED = "alert_rule.unmuted", "Alert rule unmuted"
+    ALERT_ACKNOWLEDGED = "alert.acknowledged", "Alert acknowledged"
 
 
 class AuditEntry(models.Model):
@@ -1395,3 +1405,303 @@ class Counter(models.Model):
         if self.destination_id:
             where = f"destination={self.destination_id} {self.outcome}"
         return f"{self.kind} {where} = {self.value}"
+
+
+# --- Alerts: rules, and the alerts they open (evaluated by inbox/alerts/) ---------------------
+class AlertKind(models.TextChoices):
+    FAILED = "failed", "A message failed (its retries are spent)"
+    FAILURE_RATE = "failure_rate", "Forward failure rate over a threshold"
+    SILENCE = "silence", "Nothing received for a while"
+    REJECTIONS = "rejections", "Refused deliveries"
+
+
+WINDOW_RE = re.compile(r"^\s*([1-9][0-9]{0,5})\s*([mhd])\s*$")
+WINDOW_UNITS = {"m": 60, "h": 3600, "d": 86400}
+# The evaluator runs once a minute: a shorter window could not be told apart. A week is as
+# far back as an alert's queries look (the Attempt and RejectedAttempt tables by time).
+MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS = 60, 7 * 86400
+DEFAULT_WINDOW_SECONDS = 300
+DEFAULT_SILENCE_WINDOW_SECONDS = 3600
+# What a rule's threshold means, and its default, by kind (silence has none: the window is
+# how long is too quiet).
+DEFAULT_THRESHOLDS: dict[str, int] = {
+    AlertKind.FAILED: 1,
+    AlertKind.FAILURE_RATE: 50,
+    AlertKind.REJECTIONS: 10,
+}
+# A failure rate over two attempts says nothing: below this many attempts in the window, a
+# failure_rate rule neither opens nor keeps an alert open.
+DEFAULT_MIN_ATTEMPTS = 10
+EMAIL_PREFIX = "email:"
+
+
+def parse_window(value: str) -> int:
+    """A window as typed ("5m", "2h", "1d") in seconds; ValidationError otherwise."""
+    match = WINDOW_RE.match(value or "")
+    if not match:
+        raise ValidationError("Enter a window such as 5m, 2h or 1d: a number and one of m, h, d.", code="window")
+    seconds = int(match.group(1)) * WINDOW_UNITS[match.group(2)]
+    if not MIN_WINDOW_SECONDS <= seconds <= MAX_WINDOW_SECONDS:
+        raise ValidationError("Enter a window from 1m to 7d.", code="window")
+    return seconds
+
+
+def format_window(seconds: int) -> str:
+    """The short form a window is typed in: 300 -> "5m", 7200 -> "2h"."""
+    for unit, size in (("d", 86400), ("h", 3600)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{max(1, seconds // 60)}m"
+
+
+def describe_window(seconds: int) -> str:
+    """A window in words: 300 -> "5 minutes", 3600 -> "1 hour"."""
+    for name, size in (("day", 86400), ("hour", 3600)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {name}{'' if count == 1 else 's'}"
+    count = max(1, seconds // 60)
+    return f"{count} minute{'' if count == 1 else 's'}"
+
+
+def validate_notify(value: str) -> None:
+    """Where a rule's notifications go: an http(s) URL (a refused literal address is refused
+    here, as for a destination) or email:ADDRESS."""
+    if value.startswith(EMAIL_PREFIX):
+        address = value.removeprefix(EMAIL_PREFIX)
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationError("Enter email:ADDRESS with a valid email address.", code="notify") from None
+        return
+    if LINE_CONTROL_RE.search(value):
+        raise ValidationError("Remove the control characters.", code="notify")
+    try:
+        validate_destination_url(value)
+    except ValidationError as exc:
+        raise ValidationError(
+            f"{' '.join(exc.messages)} Notify an http(s) URL (a Slack or Teams incoming webhook) or email:ADDRESS.",
+            code="notify",
+        ) from None
+
+
+class AlertRuleQuerySet(models.QuerySet["AlertRule"]):
+    def for_evaluation(self) -> AlertRuleQuerySet:
+        return self.select_related("endpoint", "destination").order_by("pk")
+
+
+class AlertRule(models.Model):
+    """A condition the worker checks every minute (inbox/alerts/), and where to say so when it
+    starts and stops holding. Scoped to an endpoint, a destination (of that endpoint), or
+    every endpoint when neither is set."""
+
+    name = models.CharField(max_length=100, unique=True, validators=[validate_single_line])
+    kind = models.CharField("When", max_length=20, choices=AlertKind.choices, default=AlertKind.FAILED)
+    endpoint = models.ForeignKey(
+        Endpoint,
+        null=True,
+        blank=True,
+        on_delete=models.DB_CASCADE,
+        related_name="alert_rules",
+        help_text="Empty: every endpoint.",
+    )
+    destination = models.ForeignKey(
+        Destination,
+        null=True,
+        blank=True,
+        on_delete=models.DB_CASCADE,
+        related_name="alert_rules",
+        help_text="Only for “a message failed” and “failure rate”: that destination's forwards only.",
+    )
+    threshold = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(1_000_000)],
+        help_text="Failed messages (default 1); failure rate in % (opens over it; default 50); refused "
+        "deliveries (default 10). None for silence.",
+    )
+    window_seconds = models.PositiveIntegerField(
+        "Window",
+        default=DEFAULT_WINDOW_SECONDS,
+        validators=[MinValueValidator(MIN_WINDOW_SECONDS), MaxValueValidator(MAX_WINDOW_SECONDS)],
+    )
+    min_attempts = models.PositiveIntegerField(
+        "Minimum attempts",
+        default=DEFAULT_MIN_ATTEMPTS,
+        validators=[MinValueValidator(1), MaxValueValidator(1_000_000)],
+        help_text="Failure rate only: fewer forward attempts than this in the window never open an alert.",
+    )
+    notify = models.CharField(
+        max_length=2000,
+        validators=[validate_notify],
+        help_text="A URL that receives a JSON POST (a Slack or Teams incoming webhook works as it is), or "
+        "email:ADDRESS.",
+    )
+    muted = models.BooleanField(
+        default=False, help_text="Muted: still evaluated and listed on the alerts page, but nobody is notified."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DB_SET_NULL, editable=False
+    )
+
+    objects = AlertRuleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def window(self) -> str:
+        return format_window(self.window_seconds)
+
+    @property
+    def is_email(self) -> bool:
+        return self.notify.startswith(EMAIL_PREFIX)
+
+    @property
+    def notify_display(self) -> str:
+        """Where notifications go, as pages show it: a webhook URL without the token its path
+        or query usually carries (Slack's and Teams' do)."""
+        if self.is_email:
+            return self.notify
+        return Destination(url=self.notify).display_url
+
+    @property
+    def scope(self) -> str:
+        """What the rule watches, in words."""
+        if self.destination_id is not None and self.destination is not None:
+            return f"destination {self.destination.display_url} of {self.endpoint or self.destination.endpoint}"
+        if self.endpoint_id is not None and self.endpoint is not None:
+            return f"endpoint {self.endpoint.name}"
+        return "every endpoint"
+
+    @property
+    def condition(self) -> str:
+        """The rule in words: "3 or more messages failed within 5 minutes"."""
+        window = describe_window(self.window_seconds)
+        threshold = self.threshold if self.threshold is not None else DEFAULT_THRESHOLDS.get(self.kind, 1)
+        if self.kind == AlertKind.FAILED:
+            if threshold == 1:
+                return f"a message failed (retries spent) within {window}"
+            return f"{threshold} or more messages failed (retries spent) within {window}"
+        if self.kind == AlertKind.FAILURE_RATE:
+            return f"over {threshold}% of forward attempts failed within {window} (at least {self.min_attempts})"
+        if self.kind == AlertKind.SILENCE:
+            return f"nothing received for {window}"
+        return f"{threshold} or more deliveries refused within {window}"
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if self.destination_id is not None:
+            destination = Destination.objects.filter(pk=self.destination_id).first()
+            if destination is None:
+                errors["destination"] = ["No such destination."]
+            elif self.endpoint_id is None:
+                self.endpoint_id = destination.endpoint_id
+            elif self.endpoint_id != destination.endpoint_id:
+                errors["destination"] = ["This destination belongs to another endpoint: pick one of its own."]
+            if self.kind in (AlertKind.SILENCE, AlertKind.REJECTIONS):
+                errors.setdefault("destination", []).append(
+                    "Silence and refused deliveries are about what an endpoint receives: scope them by endpoint."
+                )
+        if self.kind == AlertKind.SILENCE:
+            if self.threshold is not None:
+                errors["threshold"] = ["Silence takes no threshold: the window is how long is too quiet."]
+        elif self.threshold is None:
+            self.threshold = DEFAULT_THRESHOLDS[self.kind]
+        elif self.kind == AlertKind.FAILURE_RATE and not 1 <= self.threshold <= 99:
+            errors["threshold"] = ["Enter a percentage from 1 to 99: the alert opens when the rate is over it."]
+        elif self.threshold < 1:
+            errors["threshold"] = ["Enter 1 or more."]
+        if errors:
+            raise ValidationError(errors)
+
+
+class AlertState(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Notice(models.TextChoices):
+    """Where one notification of an alert (its opening, its resolution) stands."""
+
+    NONE = "", "Not yet"
+    PENDING = "pending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed (retried every minute)"
+    GAVE_UP = "gave_up", "Failed (gave up)"
+    MUTED = "muted", "Not sent: the rule is muted"
+    DROPPED = "dropped", "Not sent: nobody was told it opened"
+
+
+UNRESOLVED = (AlertState.OPEN, AlertState.ACKNOWLEDGED)
+
+
+class AlertQuerySet(models.QuerySet["Alert"]):
+    def open(self) -> AlertQuerySet:
+        """Alerts whose condition still holds, acknowledged or not (the `inbox_alerts_open`
+        gauge counts these)."""
+        return self.filter(state__in=UNRESOLVED)
+
+    def unacknowledged(self) -> AlertQuerySet:
+        """Open alerts nobody acknowledged yet (the count beside Alerts in the menu)."""
+        return self.filter(state=AlertState.OPEN)
+
+
+class Alert(models.Model):
+    """One incident of a rule: opened when its condition started to hold, resolved by the
+    evaluator when it stopped. At most one unresolved alert per rule (a constraint), so two
+    evaluations of a condition that still holds never open, nor notify, twice."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.DB_CASCADE, related_name="alerts")
+    state = models.CharField(max_length=12, choices=AlertState.choices, default=AlertState.OPEN)
+    opened_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DB_SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # What was measured when it opened and, later, when it resolved: one line each.
+    summary = models.CharField(max_length=500)
+    resolved_summary = models.CharField(max_length=500, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    # The messages concerned: a path on the dashboard (the message list with its filters).
+    link = models.CharField(max_length=500, blank=True)
+    # The two notifications (inbox/alerts/evaluate.py sends them).
+    open_notice = models.CharField(max_length=10, choices=Notice.choices, blank=True, default=Notice.NONE)
+    resolve_notice = models.CharField(max_length=10, choices=Notice.choices, blank=True, default=Notice.NONE)
+    notice_tries = models.PositiveSmallIntegerField(default=0)
+    notice_error = models.TextField(blank=True)
+    noticed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AlertQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        indexes = [models.Index(fields=["state", "-opened_at"], name="alert_state_opened")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule"], condition=models.Q(state__in=["open", "acknowledged"]), name="alert_one_open_per_rule"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} {self.state} {self.opened_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in UNRESOLVED
+
+    def acknowledge(self, user: Any) -> bool:
+        """Open -> acknowledged, in one conditional UPDATE; False when it was not open any more."""
+        now = timezone.now()
+        done = Alert.objects.filter(pk=self.pk, state=AlertState.OPEN).update(
+            state=AlertState.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=user
+        )
+        if done:
+            self.state, self.acknowledged_at, self.acknowledged_by = AlertState.ACKNOWLEDGED, now, user
+        return bool(done)

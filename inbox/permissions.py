@@ -8,6 +8,10 @@ Changing things needs a model permission:
     inbox.delete_endpoint    delete endpoints
     inbox.change_message     replay, mark read/unread
     inbox.delete_message     delete messages
+    inbox.add_alertrule      create alert rules
+    inbox.change_alertrule   edit, mute and unmute alert rules
+    inbox.delete_alertrule   delete alert rules
+    inbox.change_alert       acknowledge alerts
 
 Two groups are kept in step after every migrate: "Inbox viewers" (view permissions
 only) and "Inbox managers" (everything above). Superusers have every permission.
@@ -28,7 +32,17 @@ View = Callable[..., HttpResponseBase]
 
 MANAGERS = "Inbox managers"
 VIEWERS = "Inbox viewers"
-MODELS = ("endpoint", "destination", "message", "attempt", "bulkjob", "rejectedattempt", "auditentry")
+MODELS = (
+    "endpoint",
+    "destination",
+    "message",
+    "attempt",
+    "bulkjob",
+    "rejectedattempt",
+    "auditentry",
+    "alertrule",
+    "alert",
+)
 
 
 def ensure_groups(**kwargs: Any) -> None:

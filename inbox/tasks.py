@@ -19,6 +19,7 @@ from django.tasks import Task, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from inbox.alerts import evaluate
 from inbox.delivery import bulk, processing, queue, samples
 from inbox.models import Endpoint, RejectedAttempt
 
@@ -26,6 +27,7 @@ logger = logging.getLogger("inbox.tasks")
 
 PURGE_INTERVAL = timedelta(days=1)
 HOUSEKEEPING_INTERVAL = timedelta(minutes=1)
+ALERTS_INTERVAL = timedelta(minutes=1)
 
 
 # --- Processing -----------------------------------------------------------------------------
@@ -101,6 +103,18 @@ def housekeeping() -> list[int]:
         _schedule(housekeeping, HOUSEKEEPING_INTERVAL)
 
 
+@task()
+def evaluate_alerts() -> list[int]:
+    """Every minute: measure each alert rule, open and resolve alerts, send their
+    notifications (inbox/alerts/evaluate.py). A chain of its own: a slow notification
+    channel delays no housekeeping."""
+    try:
+        report = evaluate.evaluate()
+        return [len(report.opened), len(report.resolved), report.sent, report.failed]
+    finally:
+        _schedule(evaluate_alerts, ALERTS_INTERVAL)
+
+
 def schedule_periodic() -> list[str]:
     """Start every periodic chain that is not already waiting; the names of those queued."""
     queued = []
@@ -108,6 +122,8 @@ def schedule_periodic() -> list[str]:
         queued.append("daily purge")
     if _schedule(housekeeping, timedelta(0)):
         queued.append("housekeeping")
+    if _schedule(evaluate_alerts, timedelta(0)):
+        queued.append("alerts")
     return queued
 
 

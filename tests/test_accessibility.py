@@ -20,6 +20,10 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from inbox.models import (
+    Alert,
+    AlertKind,
+    AlertRule,
+    AlertState,
     Attempt,
     AttemptStatus,
     AuditAction,
@@ -30,6 +34,7 @@ from inbox.models import (
     Endpoint,
     JobStatus,
     Message,
+    Notice,
     RejectedAttempt,
     Status,
 )
@@ -140,6 +145,34 @@ class World:
             bulk_job=self.job.pk,
         )
         AuditEntry.record(self.manager, AuditAction.SECRET_ROTATED, "billing", self.billing, grace_hours=24)
+        # Alerts: one open (its notification failing), one acknowledged, one resolved, of a muted rule.
+        failing = AlertRule.objects.create(
+            name="Shop forwards failing", kind=AlertKind.FAILURE_RATE, endpoint=self.shop, threshold=20,
+            notify="https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+        )  # fmt: skip
+        quiet = AlertRule.objects.create(
+            name="Billing quiet", kind=AlertKind.SILENCE, endpoint=self.billing, window_seconds=7200,
+            notify="email:ops@example.com",
+        )  # fmt: skip
+        refused = AlertRule.objects.create(
+            name="Refusals", kind=AlertKind.REJECTIONS, threshold=10, notify="email:ops@example.com", muted=True
+        )
+        Alert.objects.create(
+            rule=failing, summary="62% of 21 forward attempts failed in the last 5 minutes (over 20% alerts) on shop",
+            link=f"/?endpoint={self.shop.pk}", open_notice=Notice.FAILED, notice_tries=2,
+            notice_error="answered 404, expected 2xx",
+        )  # fmt: skip
+        Alert.objects.create(
+            rule=quiet, state=AlertState.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=self.manager,
+            summary="Nothing received on billing for 2 hours", link=f"/?endpoint={self.billing.pk}",
+            open_notice=Notice.SENT,
+        )  # fmt: skip
+        Alert.objects.create(
+            rule=refused, state=AlertState.RESOLVED, resolved_at=now, summary="31 deliveries refused",
+            resolved_summary="0 deliveries refused", link="/endpoints/", open_notice=Notice.MUTED,
+            resolve_notice=Notice.MUTED,
+        )  # fmt: skip
+        self.alert_rule = failing
 
 
 class Checker:
@@ -250,6 +283,17 @@ def visit_every_page(checker: Checker, world: World) -> None:
     checker.go(world.job.get_absolute_url(), "job")
     checker.go("/audit/", "audit")
 
+    # Alerts: open, acknowledged and resolved ones; a filter error; the rule form and its errors.
+    checker.go("/alerts/", "alerts")
+    checker.go("/alerts/?state=burning", "alerts-filter-error")
+    expect(page.locator("main [role=alert]")).to_be_visible()
+    checker.go("/alerts/rules/new/", "alert-rule-new")
+    page.fill("input[name=window]", "soon")
+    page.get_by_role("button", name="Add alert rule").click()
+    expect(page.locator(".error-summary")).to_be_visible()
+    checker.check("alert-rule-errors")
+    checker.go(f"/alerts/rules/{world.alert_rule.pk}/edit/", "alert-rule-edit")
+
 
 @pytest.fixture(params=[(1366, "light"), (1366, "dark"), (390, "light"), (390, "dark")], ids=lambda p: f"{p[0]}-{p[1]}")
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:  # noqa: F811
@@ -273,7 +317,7 @@ def test_it_has_no_serious_accessibility_violation_on_any_page(page: Page, live_
     assert not checker.blocking, (
         f"{len(checker.blocking)} serious or critical axe-core violation(s) [{label}]:\n" + "\n".join(checker.blocking)
     )
-    assert len(checker.pages) == 29
+    assert len(checker.pages) == 34
     assert Message.objects.count() == 6
     assert Endpoint.objects.count() == 4
     problems.assert_none()

@@ -169,9 +169,10 @@ def test_it_purges_rejected_attempts_with_the_endpoints_retention() -> None:
 
 
 def test_it_queues_every_periodic_task_once() -> None:
-    assert run("schedule_tasks") == "Queued: daily purge, housekeeping.\n"
+    assert run("schedule_tasks") == "Queued: daily purge, housekeeping, alerts.\n"
     assert run("schedule_tasks") == "Periodic tasks already queued.\n"
     assert sorted(DBTaskResult.objects.values_list("task_path", flat=True)) == [
+        "inbox.tasks.evaluate_alerts",
         "inbox.tasks.housekeeping",
         "inbox.tasks.purge_messages_daily",
     ]

@@ -185,7 +185,7 @@ def test_it_renders_a_filtered_list_in_a_fixed_number_of_queries(
     for n in range(count):
         make_message(endpoints[n % 5], status=Status.SKIPPED)
     # As unfiltered (tests/test_dashboard.py), plus the chosen endpoint's lookup by the filter form.
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         response = staff_client.get(f"/?status=skipped&endpoint={endpoints[0].pk}&q=order")
     assert len(re.findall(r'class="row-link"', response.content.decode())) == min(count // 5, 50)
 

@@ -7,11 +7,17 @@ from django import forms
 
 from inbox.filters import clean_destination_filter
 from inbox.models import (
+    DEFAULT_SILENCE_WINDOW_SECONDS,
+    DEFAULT_WINDOW_SECONDS,
     ENDPOINT_SETTINGS,
     INERT_CONTENT_TYPES,
+    AlertKind,
+    AlertRule,
+    AlertState,
     ApiScope,
     Destination,
     Endpoint,
+    parse_window,
     validate_header_name,
     validate_methods,
 )
@@ -409,3 +415,60 @@ class ApiTokenForm(FocusFirstError, forms.Form):
         help_text="Read is enough for listen and for reading messages. Either way the token can do no more "
         "than your account may.",
     )
+
+
+class DestinationChoice(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.endpoint.name} → {obj.display_url}"
+
+
+class AlertRuleForm(FocusFirstError, forms.ModelForm[AlertRule]):
+    """An alert rule: the same validation as `add_alert` (the model's validators and clean)."""
+
+    destination = DestinationChoice(
+        queryset=Destination.objects.select_related("endpoint").order_by("endpoint__name", "pk"),
+        required=False,
+        empty_label="Any (every forward of the endpoint)",
+        help_text=AlertRule._meta.get_field("destination").help_text,
+    )
+    window = forms.CharField(
+        max_length=20,
+        required=False,
+        help_text="How far back to look: 5m, 2h or 1d (1m to 7d). Empty: 5m, or 1h for silence.",
+        widget=forms.TextInput(attrs={"placeholder": "5m"}),
+    )
+
+    class Meta:
+        model = AlertRule
+        fields = ["name", "kind", "endpoint", "destination", "threshold", "window", "min_attempts", "notify", "muted"]
+        widgets = {
+            "name": forms.TextInput(attrs={"placeholder": "Shop forwards failing"}),
+            "notify": forms.TextInput(
+                attrs={"placeholder": "https://hooks.slack.com/services/… or email:ops@example.com"}
+            ),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        endpoint = self.fields["endpoint"]
+        assert isinstance(endpoint, forms.ModelChoiceField)  # a foreign key
+        endpoint.empty_label = "Every endpoint"
+        endpoint.queryset = Endpoint.objects.only("id", "name")
+        if self.instance.pk:
+            self.initial["window"] = self.instance.window
+
+    def clean_window(self) -> str:
+        value: str = self.cleaned_data.get("window") or ""
+        if not value.strip():
+            silence = self.data.get("kind") == AlertKind.SILENCE
+            self.instance.window_seconds = DEFAULT_SILENCE_WINDOW_SECONDS if silence else DEFAULT_WINDOW_SECONDS
+            return ""
+        self.instance.window_seconds = parse_window(value)
+        return value.strip()
+
+
+class AlertFilterForm(forms.Form):
+    """The alerts page's filters: which state, which rule (query parameters)."""
+
+    state = forms.ChoiceField(choices=[("", "Any"), *AlertState.choices], required=False)
+    rule = forms.ModelChoiceField(queryset=AlertRule.objects.only("id", "name"), required=False, empty_label="Any")

@@ -12,7 +12,9 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from inbox.models import Destination, Endpoint, Message, Status
+from inbox.alerts.evaluate import evaluate
+from inbox.models import Alert, AlertKind, AlertState, Destination, Endpoint, Message, Status
+from tests.alerts.conftest import failed_message, make_rule, refuse
 from tests.conftest import Catcher, make_endpoint, make_message, run_worker
 
 pytestmark = pytest.mark.django_db
@@ -208,3 +210,18 @@ def test_it_drops_the_series_of_a_deleted_endpoint(provider: Client, metrics_tok
     endpoint.delete()
     samples = scrape(Client(enforce_csrf_checks=True))
     assert not [key for key in samples if ("endpoint", "gone") in key[1]]
+
+
+def test_it_counts_alerts_whose_condition_still_holds(metrics_token: str, catcher: Catcher) -> None:
+    shop, _ = make_endpoint("shop")
+    make_rule("shop failures", kind=AlertKind.FAILED, endpoint=shop, notify=catcher.url)
+    make_rule("shop refusals", kind=AlertKind.REJECTIONS, endpoint=shop, threshold=1, notify=catcher.url)
+    assert scrape(Client(enforce_csrf_checks=True))[("inbox_alerts_open", ())] == 0
+    failed_message(shop)
+    refuse(shop, 1)
+    evaluate()
+    Alert.objects.filter(rule__name="shop refusals").update(state=AlertState.ACKNOWLEDGED)
+    # Acknowledged is still open: someone is on it, the condition holds.
+    assert scrape(Client(enforce_csrf_checks=True))[("inbox_alerts_open", ())] == 2
+    Alert.objects.filter(rule__name="shop failures").update(state=AlertState.RESOLVED)
+    assert scrape(Client(enforce_csrf_checks=True))[("inbox_alerts_open", ())] == 1

@@ -13,6 +13,14 @@ from inbox.dashboard.views.actions import (
     message_replay,
     messages_bulk,
 )
+from inbox.dashboard.views.alerts import (
+    alert_acknowledge,
+    alert_list,
+    alert_rule_create,
+    alert_rule_delete,
+    alert_rule_edit,
+    alert_rule_mute,
+)
 from inbox.dashboard.views.common import audit_list, healthz, login, rate_limited, staff_required
 from inbox.dashboard.views.endpoints import (
     endpoint_create,
@@ -38,6 +46,12 @@ from inbox.dashboard.views.messages import (
 from inbox.dashboard.views.tokens import token_list, token_revoke
 
 __all__ = [
+    "alert_acknowledge",
+    "alert_list",
+    "alert_rule_create",
+    "alert_rule_delete",
+    "alert_rule_edit",
+    "alert_rule_mute",
     "audit_list",
     "destination_create",
     "destination_delete",

@@ -326,6 +326,9 @@ def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
         "message_count": endpoint.messages.all().count_upto(DELETE_COUNT_CAP),
         "count_cap": DELETE_COUNT_CAP,
         "destinations": endpoint.destinations.count(),
+        # Rules scoped to it (or to one of its destinations) go with it: a rule left without
+        # its endpoint would silently watch every endpoint.
+        "alert_rules": endpoint.alert_rules.count(),
     }
     return render(request, "inbox/endpoint_confirm_delete.html", context)
 

@@ -9,8 +9,8 @@ from inbox.tasks import schedule_periodic
 
 class Command(BaseCommand):
     help = (
-        "Queue the worker's periodic tasks (daily retention purge, minutely housekeeping) unless they "
-        "are already queued. Run it before starting workers; running it again is harmless."
+        "Queue the worker's periodic tasks (daily retention purge, minutely housekeeping and alert "
+        "evaluation) unless they are already queued. Run it before starting workers; running it again is harmless."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
