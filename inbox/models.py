@@ -1058,6 +1058,9 @@ class BulkJob(models.Model):
     # Either the message list's query string (every message matching it) or chosen ids.
     query = models.TextField(blank=True)
     ids = models.JSONField(default=list, blank=True)
+    # A confirmed whole-filter delete or replay acts on what existed when the question was
+    # asked (ids up to this one), never on messages that arrived while it was read.
+    upto_id = models.PositiveBigIntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     total = models.PositiveIntegerField(null=True, blank=True)
     done = models.PositiveIntegerField(default=0)

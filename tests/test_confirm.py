@@ -55,6 +55,19 @@ def test_it_asks_on_a_page_of_its_own_before_deleting_every_message(staff_client
     assert not Message.objects.exists()
 
 
+def test_it_deletes_only_what_existed_when_it_asked(staff_client: Client) -> None:
+    endpoint, _ = make_endpoint()
+    asked_about = [make_message(endpoint) for _ in range(2)]
+    response = csrf_post(staff_client, f"/messages/bulk/?endpoint={endpoint.pk}", {"action": "delete_all"})
+    assert "Delete all 2 messages matching" in text_of(response)
+    arrived_while_reading = make_message(endpoint)
+    csrf_post(staff_client, f"/messages/bulk/?endpoint={endpoint.pk}", dict(hidden_fields(response)))
+    run_worker()
+    assert not Message.objects.filter(pk__in=[m.pk for m in asked_about]).exists()
+    assert list(Message.objects.values_list("pk", flat=True)) == [arrived_while_reading.pk]
+    assert BulkJob.objects.get().total == 2
+
+
 def test_it_names_the_filter_and_how_many_before_a_replay_of_a_filter(staff_client: Client) -> None:
     endpoint, _ = make_endpoint()
     for _ in range(2):

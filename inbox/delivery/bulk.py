@@ -78,6 +78,8 @@ def job_messages(job: BulkJob) -> MessageQuerySet:
     if not filterset.is_valid():
         raise ValueError(f"invalid filter: {filterset.errors.as_text()}")
     messages: MessageQuerySet = filterset.qs
+    if job.upto_id is not None:
+        messages = messages.filter(pk__lte=job.upto_id)
     return messages
 
 

@@ -353,7 +353,7 @@ def messages_bulk(request: HttpRequest) -> HttpResponse:
         job.ids = ids
         matching = Message.objects.filter(pk__in=ids)
     details: dict[str, Any] = {}
-    if _asks_first(action, scope) and not _confirmed(request, action, scope, job.query, details):
+    if _asks_first(action, scope) and not _confirmed(request, action, scope, job, details):
         return _confirm_bulk(request, action, scope, matching, words)
     if job.ids:
         target = f"{len(job.ids)} selected message{'s' if len(job.ids) != 1 else ''}"
@@ -401,28 +401,34 @@ CONFIRM_MAX_AGE = 60 * 60  # a question left open in a tab for longer is asked a
 
 
 def _confirmation_token(request: HttpRequest, action: BulkAction, query: str, count: int) -> str:
-    """What the confirmation page posts back: who was asked, what, about which filter, and
-    the count they saw. Signed (SECRET_KEY), so no other form or script can forge it."""
-    return signing.dumps({"u": request.user.pk, "a": action.value, "q": query, "n": count}, salt=CONFIRM_SALT)
+    """What the confirmation page posts back: who was asked, what, about which filter, the
+    count they saw and the newest message there was (`m`): the job leaves alone what arrives
+    after the question, which the count did not include. Signed (SECRET_KEY), so no other
+    form or script can forge it."""
+    newest = Message.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    return signing.dumps(
+        {"u": request.user.pk, "a": action.value, "q": query, "n": count, "m": newest}, salt=CONFIRM_SALT
+    )
 
 
-def _confirmed(request: HttpRequest, action: BulkAction, scope: str, query: str, details: dict[str, Any]) -> bool:
+def _confirmed(request: HttpRequest, action: BulkAction, scope: str, job: BulkJob, details: dict[str, Any]) -> bool:
     """Whether the person answered this question: `confirmed=yes`, and for a whole filter
-    the signed token of its page (whose count goes into the audit `details`)."""
+    the signed token of its page (whose count goes into the audit `details`, and whose
+    newest message bounds the job)."""
     if request.POST.get("confirmed") != "yes":
         return False
     if scope != "all":
         return True
-    shown = _confirmed_count(request, action, query)
+    shown = _confirmed_question(request, action, job.query)
     if shown is None:
         return False  # not this page's question (or too old): ask it
-    details["confirmed_count"] = shown
+    details["confirmed_count"], job.upto_id = shown
     return True
 
 
-def _confirmed_count(request: HttpRequest, action: BulkAction, query: str) -> int | None:
-    """The count the person was shown, if the POST carries a valid token for exactly this
-    action and filter; None otherwise."""
+def _confirmed_question(request: HttpRequest, action: BulkAction, query: str) -> tuple[int, int] | None:
+    """The count the person was shown and the newest message id then, if the POST carries
+    a valid token for exactly this action and filter; None otherwise."""
     try:
         data = signing.loads(request.POST.get("confirmation", ""), salt=CONFIRM_SALT, max_age=CONFIRM_MAX_AGE)
     except signing.BadSignature:
@@ -433,8 +439,10 @@ def _confirmed_count(request: HttpRequest, action: BulkAction, query: str) -> in
         query,
     ):
         return None
-    count = data.get("n")
-    return count if isinstance(count, int) else None
+    count, newest = data.get("n"), data.get("m")
+    if not isinstance(count, int) or not isinstance(newest, int):
+        return None
+    return count, newest
 
 
 def _asks_first(action: BulkAction, scope: str) -> bool:
