@@ -99,13 +99,15 @@ def validate_destination_url(url: str) -> None:
         # user info): a URL that only one of them accepts is refused here, not later.
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for an out-of-range port
+        # httpx decodes an IDNA host here: a malformed "xn--" label raises (a UnicodeError).
+        host = parsed.host
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise ValidationError("Enter a valid URL.") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host or not parts.hostname:
+    if parsed.scheme not in ("http", "https") or not host or not parts.hostname:
         raise ValidationError("Enter an http:// or https:// URL.")
-    ip = literal_address(parsed.host)
+    ip = literal_address(host)
     if ip is None:
-        host = parsed.host.rstrip(".").lower()
+        host = host.rstrip(".").lower()
         if host in METADATA_HOSTNAMES:
             raise ValidationError(f"Refused destination: {host} is a cloud metadata service.")
         if (host in LOOPBACK_HOSTNAMES or host.endswith(".localhost")) and not settings.FORWARD_ALLOW_PRIVATE:

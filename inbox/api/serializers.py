@@ -81,6 +81,13 @@ class HmacOptionsSerializer(serializers.Serializer[dict[str, Any]]):
     def to_representation(self, instance: Any) -> dict[str, Any]:
         return dict(instance or {})  # as stored ({} for every preset but hmac)
 
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        # {} is what every other preset reads back: sent again (a PUT of a GET), it means
+        # "no options", not an HMAC configuration missing its header.
+        if data == {}:
+            return {}
+        return super().to_internal_value(data)
+
     def validate_template(self, value: str) -> str:
         rest = re.sub(r"\{(body|timestamp|url)\}", "", value)
         if "{" in rest or "}" in rest:
@@ -137,6 +144,8 @@ class EndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer[Endpoint
         auth = attrs.get("auth", instance.auth if instance else "token")
         preset = PRESETS[auth]
         auth_changed = instance is None or auth != instance.auth
+        if attrs.get("scheme_options") == {}:
+            del attrs["scheme_options"]  # unchanged (see HmacOptionsSerializer.to_internal_value)
         errors: dict[str, str] = {}
         if problem := preset.chosen_secret_problem(attrs.get("secret") or "", required=auth_changed):
             errors["secret"] = problem

@@ -88,3 +88,25 @@ def test_a_field_the_client_cannot_write_is_refused_not_ignored(manager_api: Api
     unchanged = manager_api.get(path).json()
     assert manager_api.put(path, {**unchanged, "timeout_seconds": 7}).status_code == 200, unchanged
     assert manager_api.get(path).json()["endpoint"] == endpoint.pk
+
+
+def test_a_malformed_punycode_destination_is_a_400_in_json(manager_api: Api) -> None:
+    endpoint, _ = make_endpoint()
+    response = manager_api.post("/api/v1/destinations/", {"endpoint": endpoint.pk, "url": "http://xn--a.com/"})
+    assert response.status_code == 400
+    assert response.json() == {"url": ["Enter a valid URL."]}
+
+
+OPTIONS = {"header": "X-Sig", "digest": "sha256", "encoding": "hex", "template": "{body}", "tolerance": 300}
+
+
+def test_a_put_of_what_a_get_answered_changes_nothing(manager_api: Api) -> None:
+    token_endpoint, _ = make_endpoint("plain")
+    hmac_endpoint, _ = make_endpoint("generic", auth="hmac", secret="s3cret-for-hmac-1234", scheme_options=OPTIONS)
+    for endpoint in (token_endpoint, hmac_endpoint):
+        path = f"/api/v1/endpoints/{endpoint.pk}/"
+        before = manager_api.get(path).json()
+        response = manager_api.put(path, before)
+        assert response.status_code == 200, response.content
+        assert response.json()["credential"] is None  # no new secret
+        assert manager_api.get(path).json() == before | {"updated_at": response.json()["updated_at"]}

@@ -289,6 +289,12 @@ def test_it_refuses_localhost_when_saved_in_production() -> None:
             validate_destination_url(url)
 
 
+@pytest.mark.parametrize("url", ["http://xn--a.com/", "http://xn--/", "https://xn--zz.example.com/hook"])
+def test_it_refuses_a_malformed_punycode_host_as_an_invalid_url(url: str) -> None:
+    with pytest.raises(ValidationError, match="Enter a valid URL"):
+        validate_destination_url(url)
+
+
 def test_it_shows_an_ipv6_destination_with_brackets() -> None:
     destination = Destination(url="http://[2001:db8::1]:8080/hook?token=secret")
     assert destination.display_url == "http://[2001:db8::1]:8080/hook?…"
