@@ -86,7 +86,8 @@ class HmacOptionsSerializer(serializers.Serializer[dict[str, Any]]):
         # "no options", not an HMAC configuration missing its header.
         if data == {}:
             return {}
-        return super().to_internal_value(data)
+        options: dict[str, Any] = super().to_internal_value(data)
+        return options
 
     def validate_template(self, value: str) -> str:
         rest = re.sub(r"\{(body|timestamp|url)\}", "", value)
