@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -14,7 +15,7 @@ import jmespath
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
-from django.db import IntegrityError, connections, models, transaction
+from django.db import DatabaseError, IntegrityError, connections, models, transaction
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
@@ -34,6 +35,8 @@ DEFAULT_MAX_BODY = 1024 * 1024
 ALWAYS_REDACTED = frozenset({"authorization", "proxy-authorization", "cookie", "x-webhook-token"})
 REDACTED = "[redacted]"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+logger = logging.getLogger("inbox.models")
 
 
 def validate_rate(value: str) -> None:
@@ -569,6 +572,19 @@ class MessageCondition(Protocol):
     def apply(self, messages: MessageQuerySet) -> MessageQuerySet: ...
 
 
+# PostgreSQL's GIN indexes for search and the JSON path filter (migration 0005), whose
+# pending lists the worker merges (migration 0014, MessageQuerySet.flush_search_indexes).
+SEARCH_INDEXES = ("message_body_trgm", "message_headers_trgm", "message_json_path")
+_UNFLUSHED_REPORTED: set[str] = set()
+
+
+def _report_unflushed(name: str, reason: str) -> None:
+    """One warning per index and process: the flush runs every 2 s."""
+    if name not in _UNFLUSHED_REPORTED:
+        _UNFLUSHED_REPORTED.add(name)
+        logger.warning("search index %s was not flushed: %s", name, reason)
+
+
 class MessageQuerySet(models.QuerySet["Message"]):
     def newest_first(self) -> MessageQuerySet:
         return self.order_by("-received_at", "-id")
@@ -597,6 +613,36 @@ class MessageQuerySet(models.QuerySet["Message"]):
     def json_path(self, query: MessageCondition) -> MessageQuerySet:
         """Messages whose parsed JSON matches `query` (see inbox.jsonpath)."""
         return query.apply(self)
+
+    def flush_search_indexes(self) -> int:
+        """Merge the pending lists of PostgreSQL's search indexes into the indexes; the
+        number of pending pages merged (0 elsewhere: SQLite has no search indexes).
+
+        The receiver's INSERT only appends to these lists (migration 0014); merging them
+        here, every 2 s in the worker, keeps that work off the 2xx path, and a list that
+        never grows large keeps searches, which read it too, fast (docs/architecture.md,
+        "Search indexes"). An index that is missing or cannot be flushed (dropped by hand,
+        owned by another role) is logged once per process and skipped: search still works,
+        and its receiver INSERTs merge the list themselves when it is full.
+        """
+        connection = connections[self.db]
+        if connection.vendor != "postgresql":
+            return 0
+        merged = 0
+        for name in SEARCH_INDEXES:
+            try:
+                with transaction.atomic(using=self.db), connection.cursor() as cursor:
+                    # to_regclass: NULL for a missing index, and the function returns NULL.
+                    cursor.execute("SELECT gin_clean_pending_list(to_regclass(%s))", [name])
+                    pages = cursor.fetchone()[0]
+            except DatabaseError as error:
+                _report_unflushed(name, str(error).strip())
+                continue
+            if pages is None:
+                _report_unflushed(name, "the index is missing")
+                continue
+            merged += pages
+        return merged
 
     def start_replay(self) -> int:
         """Start a new processing round for every message here; the number of messages.

@@ -15,19 +15,26 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.tasks import Task, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from inbox.alerts import evaluate
 from inbox.delivery import bulk, processing, queue, samples
-from inbox.models import Endpoint, RejectedAttempt
+from inbox.models import Endpoint, Message, RejectedAttempt
 
 logger = logging.getLogger("inbox.tasks")
 
 PURGE_INTERVAL = timedelta(days=1)
 HOUSEKEEPING_INTERVAL = timedelta(minutes=1)
 ALERTS_INTERVAL = timedelta(minutes=1)
+# The search indexes' flush (PostgreSQL): how often; how long its own finished task rows are
+# kept (one every 2 s would be 300,000 a week before the daily prune); and a priority above
+# process_message's, so a backlog of wake-ups cannot starve it while the lists fill.
+SEARCH_FLUSH_INTERVAL = timedelta(seconds=2)
+SEARCH_FLUSH_RESULTS_KEPT = timedelta(minutes=1)
+SEARCH_FLUSH_PRIORITY = 10
 
 
 # --- Processing -----------------------------------------------------------------------------
@@ -92,7 +99,7 @@ def schedule_daily_purge() -> bool:
 def housekeeping() -> list[int]:
     """Every minute: the processing recovery sweep (attempts a killed worker left open,
     wake-ups that were lost), bulk jobs whose worker stopped, then each endpoint's cap on
-    its rejected-attempt log."""
+    its rejected-attempt log; and the search flush's chain, if it broke."""
     try:
         closed, requeued = processing.recover()
         bulk.fail_stalled()
@@ -101,6 +108,29 @@ def housekeeping() -> list[int]:
         return [closed, requeued]
     finally:
         _schedule(housekeeping, HOUSEKEEPING_INTERVAL)
+        # A crash between two flushes breaks that chain until the next `schedule_tasks`
+        # (search stays exact meanwhile, the receiver merges full lists itself): restart it.
+        schedule_search_flush()
+
+
+@task(priority=SEARCH_FLUSH_PRIORITY)
+def flush_search_indexes() -> int:
+    """Every 2 s on PostgreSQL: merge the pending lists the receiver's INSERTs appended to
+    into the search indexes (`MessageQuerySet.flush_search_indexes`); the pages merged."""
+    try:
+        return Message.objects.flush_search_indexes()
+    finally:
+        cutoff = timezone.now() - SEARCH_FLUSH_RESULTS_KEPT
+        DBTaskResult.objects.finished().filter(
+            task_path=flush_search_indexes.module_path, finished_at__lt=cutoff
+        ).delete()
+        _schedule(flush_search_indexes, SEARCH_FLUSH_INTERVAL)
+
+
+def schedule_search_flush() -> bool:
+    """Start the flush chain unless it is waiting. PostgreSQL only: SQLite has no search
+    indexes, and a task every 2 s would be a write competing with the receiver's."""
+    return connection.vendor == "postgresql" and _schedule(flush_search_indexes, timedelta(0))
 
 
 @task()
@@ -124,6 +154,8 @@ def schedule_periodic() -> list[str]:
         queued.append("housekeeping")
     if _schedule(evaluate_alerts, timedelta(0)):
         queued.append("alerts")
+    if schedule_search_flush():
+        queued.append("search index flush")
     return queued
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -81,6 +82,7 @@ class Setup:
     workers: int
     threads: int
     count_sql: Any  # callable(sql, params) -> int
+    services: list[servers.Service] = dataclasses.field(default_factory=list)  # web, worker while serving
 
     @property
     def base(self) -> str:
@@ -100,6 +102,7 @@ class Setup:
             app="tests.bench.wsgi:application",
         )
         worker = servers.start_worker(self.env, logdir / f"{self.name}-worker.log")
+        self.services = [web, worker]
         try:
             servers.wait_healthy(self.port, web, timeout=30)
             yield
@@ -126,9 +129,15 @@ def github_signature() -> str:
     return "sha256=" + hmac.new(GITHUB_SECRET.encode(), BODY.encode(), hashlib.sha256).hexdigest()
 
 
-def bench_setup(setup: Setup, args: argparse.Namespace, logdir: Path) -> list[dict[str, Any]]:
-    """Create the endpoints, serve, load every target in turn; one result row per target."""
+Target = tuple[str, str, dict[str, str], str, list[Any]]
+
+
+def create_targets(setup: Setup) -> list[Target]:
+    """Migrate, create the endpoints and queue the periodic tasks (as `make run` does: the
+    worker's background work runs under the load too); each target's path, wrk environment
+    and how to count its rows."""
     setup.manage("migrate", "--no-input", "--verbosity", "0")
+    setup.manage("schedule_tasks")
     setup.manage("shell", "-c", "from tests.bench.views import create_raw_table; create_raw_table()")
     rate = "100000000/m"  # the limiter runs on every request; it must not refuse the load
     token = json.loads(setup.manage("create_endpoint", "bench-token", "--rate", rate, "--json"))
@@ -139,7 +148,7 @@ def bench_setup(setup: Setup, args: argparse.Namespace, logdir: Path) -> list[di
     )
     tutorial = json.loads(setup.manage("create_endpoint", "bench-tutorial", "--auth", "none", "--json"))
 
-    targets: list[tuple[str, str, dict[str, str], str, list[Any]]] = [
+    targets: list[Target] = [
         ("bare", "/bench/bare/", {}, "", []),
         ("insert", "/bench/insert/", {}, "SELECT count(*) FROM bench_raw_insert", []),
         ("lean", "/bench/lean/insert/", {}, "SELECT count(*) FROM bench_raw_insert", []),
@@ -171,7 +180,12 @@ def bench_setup(setup: Setup, args: argparse.Namespace, logdir: Path) -> list[di
             [hmac_endpoint["id"]],
         )
     )
+    return targets
 
+
+def bench_setup(setup: Setup, args: argparse.Namespace, logdir: Path) -> list[dict[str, Any]]:
+    """Create the endpoints, serve, load every target in turn; one result row per target."""
+    targets = create_targets(setup)
     rows = []
     with setup.serving(logdir):
         # Rounds interleave the targets on one server, so a neighbour's load on the shared

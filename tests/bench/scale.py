@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/scale.py [--messages 1000000] [--reuse] [--json var/bench/scale.json]
 
-1. Creates the PostgreSQL database `inbox_bench` afresh (or, with --reuse, keeps one that
+1. Creates the PostgreSQL database `inbox_bench` (`BENCH_SCALE_DATABASE`) afresh (or, with --reuse, keeps one that
    already holds N messages), migrates it and runs `seed_messages --count N`.
 2. Times the dashboard's pages in-process (tests/bench/dashboard.py): server time, queries.
 3. Exports the newest 100,000 rows as NDJSON and CSV: time, bytes, peak Python memory.
@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests import servers
 from tests.bench.ingest import PG_ADMIN_URL, REDIS_URL, ROOT, VENV, Setup, free_port, log, production_env, run_wrk
 
-DATABASE = "inbox_bench"
+# BENCH_SCALE_DATABASE: a name of its own when several runs share one PostgreSQL server.
+DATABASE = os.environ.get("BENCH_SCALE_DATABASE", "inbox_bench")
 DATABASE_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE
 SEED_DAYS = 90
 
