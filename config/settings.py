@@ -349,6 +349,11 @@ INBOX_RETRY_FACTOR = float(os.environ.get("INBOX_RETRY_FACTOR", "2.7"))
 INBOX_PROCESSING_LEASE_SECONDS = env_int("INBOX_PROCESSING_LEASE_SECONDS", 300)
 # Finished task results (django-tasks-db rows) are pruned by the daily purge after this.
 INBOX_TASK_RESULT_DAYS = env_int("INBOX_TASK_RESULT_DAYS", 7)
+# Alert notifications are sent by the worker (inbox/alerts/evaluate.py): each within this
+# timeout, and all of one evaluation within this budget (the rest waits for the next one),
+# so a slow or dead alert receiver costs the worker at most the budget of each minute.
+INBOX_ALERT_NOTIFY_TIMEOUT_SECONDS = float(os.environ.get("INBOX_ALERT_NOTIFY_TIMEOUT_SECONDS", "5"))
+INBOX_ALERT_SEND_BUDGET_SECONDS = float(os.environ.get("INBOX_ALERT_SEND_BUDGET_SECONDS", "10"))
 # Forwarding to loopback and private addresses is an SSRF hole on a shared network; local
 # development and the tests need it, and say so explicitly. Link-local and cloud metadata
 # addresses are refused whatever this says.
@@ -373,7 +378,8 @@ if _email_host or DJANGO_ENV == "production":
                 # STARTTLS to a named server by default; EMAIL_USE_SSL=true for implicit TLS.
                 "use_tls": env_bool("EMAIL_USE_TLS", bool(_email_host) and not _email_ssl),
                 "use_ssl": _email_ssl,
-                "timeout": env_int("EMAIL_TIMEOUT", 10),
+                # Per SMTP operation; short, as alert emails are sent by the worker.
+                "timeout": env_int("EMAIL_TIMEOUT", 5),
             },
         }
     }

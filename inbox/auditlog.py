@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from inbox.audit import current
-from inbox.models import AuditAction, AuditEntry
+from inbox.models import AlertRule, AuditAction, AuditEntry
 
 # --- Plain entries from model signals ------------------------------------------------------
 # Never compared nor shown by value: a change to any of them is "secret".
@@ -84,18 +84,29 @@ def _saved(sender: Any, instance: Any, created: bool, raw: bool = False, **kwarg
     AuditEntry.record_plain(scope, instance, action, target, endpoint_id, exists=True, **details)
 
 
+def _deleting(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """pre_delete: name the alert rules the database deletes with it (their foreign keys
+    cascade in the database, so they send no signal and are gone by post_delete)."""
+    if current() is None:
+        return
+    instance._audit_alert_rules = AlertRule.objects.going_with(instance).described()[1]
+
+
 def _deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     scope = current()
     if scope is None:
         return
     target, endpoint_id = _describe(instance)
+    rules: dict[str, Any] = getattr(instance, "_audit_alert_rules", None) or {}
     if instance._meta.model_name == "endpoint":
         # The row is gone: the entry keeps its name and id, not a link to it.
         AuditEntry.record_plain(
-            scope, instance, AuditAction.ENDPOINT_DELETED, target, endpoint_id, exists=False, id=instance.pk
+            scope, instance, AuditAction.ENDPOINT_DELETED, target, endpoint_id, exists=False, id=instance.pk, **rules
         )
     else:
-        AuditEntry.record_plain(scope, instance, AuditAction.DESTINATION_DELETED, target, endpoint_id, exists=True)
+        AuditEntry.record_plain(
+            scope, instance, AuditAction.DESTINATION_DELETED, target, endpoint_id, exists=True, **rules
+        )
 
 
 def connect() -> None:
@@ -103,4 +114,5 @@ def connect() -> None:
     for model in ("inbox.Endpoint", "inbox.Destination"):
         pre_save.connect(_snapshot, sender=model, dispatch_uid=f"audit-snapshot-{model}")
         post_save.connect(_saved, sender=model, dispatch_uid=f"audit-saved-{model}")
+        pre_delete.connect(_deleting, sender=model, dispatch_uid=f"audit-deleting-{model}")
         post_delete.connect(_deleted, sender=model, dispatch_uid=f"audit-deleted-{model}")

@@ -6,6 +6,7 @@ import logging
 import re
 import secrets
 import time
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
@@ -136,6 +137,34 @@ def validate_inert_content_type(value: str) -> None:
 def validate_single_line(value: str) -> None:
     if LINE_CONTROL_RE.search(value):
         raise ValidationError("Remove the control characters (line breaks, tabs, invisible characters).")
+
+
+# Format characters (zero-width spaces and joiners, bidi controls such as U+202E), and the
+# line and paragraph separators U+2028/U+2029: invisible, or line breaks a mail header
+# refuses. A name people read in a chat, a subject line or a page holds none of them.
+INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp"})
+
+
+def validate_visible_name(value: str) -> None:
+    """validate_single_line (C0/C1 controls), and no invisible format character or line
+    separator either: for names that travel outside the page (an alert rule's, in a
+    notification's text and an email subject)."""
+    validate_single_line(value)
+    found = sorted({char for char in value if unicodedata.category(char) in INVISIBLE_CATEGORIES})
+    if found:
+        codes = ", ".join(f"U+{ord(char):04X}" for char in found[:5])
+        raise ValidationError(f"Remove the invisible characters ({codes}).", code="invisible")
+
+
+def mark_invisible(value: str) -> str:
+    """Text with each control, invisible format character (U+202E, U+200B...) and line or
+    paragraph separator shown as a marker, `⟨U+202E⟩`, the dashboard's (textfilters.bidi)
+    for what travels outside the page: a notification's text, an email subject, an echoed
+    query value. Older rows may hold what validate_visible_name now refuses."""
+    return "".join(
+        f"⟨U+{ord(char):04X}⟩" if unicodedata.category(char) in INVISIBLE_CATEGORIES | {"Cc", "Cs"} else char
+        for char in value
+    )
 
 
 def validate_text(value: str) -> None:
@@ -1482,6 +1511,9 @@ DEFAULT_THRESHOLDS: dict[str, int] = {
 # failure_rate rule neither opens nor keeps an alert open.
 DEFAULT_MIN_ATTEMPTS = 10
 EMAIL_PREFIX = "email:"
+# A failed notification is tried again after 1, 2, 4... minutes, at most an hour apart
+# (inbox/alerts/evaluate.py), and given up after this many tries: about 4 hours after the first.
+MAX_NOTICE_TRIES = 10
 
 
 def parse_window(value: str) -> int:
@@ -1538,13 +1570,53 @@ class AlertRuleQuerySet(models.QuerySet["AlertRule"]):
     def for_evaluation(self) -> AlertRuleQuerySet:
         return self.select_related("endpoint", "destination").order_by("pk")
 
+    def going_with(self, instance: Endpoint | Destination) -> AlertRuleQuerySet:
+        """The rules the database deletes with this endpoint or destination (their foreign
+        keys cascade): a rule left without its scope would silently watch everything."""
+        if isinstance(instance, Endpoint):
+            return self.filter(models.Q(endpoint=instance) | models.Q(destination__endpoint=instance))
+        return self.filter(destination=instance)
+
+    def names(self) -> list[str]:
+        """Their names, for a question and an audit entry (bounded: a page names a few)."""
+        return list(self.order_by("name").values_list("name", flat=True)[:RULES_NAMED])
+
+    def described(self) -> tuple[str, dict[str, list[str]]]:
+        """What a deletion's question says of them ("its 1 alert rule “Dest rate”", or "")
+        and what its audit entry records (`alert_rules`: their names), read before the
+        delete: the database removes them with it, so no signal or entry of theirs follows."""
+        names, count = self.names(), self.count()
+        if not count:
+            return "", {}
+        listed = names + ([f"and {count - len(names)} more"] if count > len(names) else [])
+        return describe_rules(names, count), {"alert_rules": listed}
+
+
+# How many rules a deletion's question and audit entry name; the rest are counted.
+RULES_NAMED = 20
+
+
+def describe_rules(names: list[str], count: int, shown: int = 5) -> str:
+    """ "its 1 alert rule “Dest rate”", "its 3 alert rules “A”, “B” and “C”", or "" for none."""
+    if not count:
+        return ""
+    quoted = [f"“{name}”" for name in names[:shown]]
+    rest = count - len(quoted)
+    if rest > 0:
+        listed = f"{', '.join(quoted)} and {rest} more"
+    elif len(quoted) > 1:
+        listed = f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+    else:
+        listed = quoted[0] if quoted else ""
+    return f"its {count} alert rule{'' if count == 1 else 's'} {listed}".strip()
+
 
 class AlertRule(models.Model):
     """A condition the worker checks every minute (inbox/alerts/), and where to say so when it
     starts and stops holding. Scoped to an endpoint, a destination (of that endpoint), or
     every endpoint when neither is set."""
 
-    name = models.CharField(max_length=100, unique=True, validators=[validate_single_line])
+    name = models.CharField(max_length=100, unique=True, validators=[validate_visible_name])
     kind = models.CharField("When", max_length=20, choices=AlertKind.choices, default=AlertKind.FAILED)
     endpoint = models.ForeignKey(
         Endpoint,
@@ -1678,13 +1750,13 @@ class AlertState(models.TextChoices):
 class Notice(models.TextChoices):
     """Where one notification of an alert (its opening, its resolution) stands."""
 
-    NONE = "", "Not yet"
-    PENDING = "pending", "Sending"
+    NONE = "", "Not sent"
+    PENDING = "pending", "Not sent yet: at the next check"
     SENT = "sent", "Sent"
-    FAILED = "failed", "Failed (retried every minute)"
-    GAVE_UP = "gave_up", "Failed (gave up)"
+    FAILED = "failed", "Sending failed"
+    GAVE_UP = "gave_up", "Sending failed: gave up"
     MUTED = "muted", "Not sent: the rule is muted"
-    DROPPED = "dropped", "Not sent: nobody was told it opened"
+    DROPPED = "dropped", "Not sent"
 
 
 UNRESOLVED = (AlertState.OPEN, AlertState.ACKNOWLEDGED)
@@ -1726,6 +1798,11 @@ class Alert(models.Model):
     notice_tries = models.PositiveSmallIntegerField(default=0)
     notice_error = models.TextField(blank=True)
     noticed_at = models.DateTimeField(null=True, blank=True)
+    # A failed notification is not tried again before this (the evaluator's backoff).
+    notice_next_at = models.DateTimeField(null=True, blank=True)
+    # What was measured when it resolved (`counts` keeps the opening's): the resolution's
+    # notification carries these, beside `resolved_summary`.
+    resolved_counts = models.JSONField(default=dict, blank=True)
 
     objects = AlertQuerySet.as_manager()
 
@@ -1744,6 +1821,32 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in UNRESOLVED
+
+    def notices(self) -> list[tuple[str, str, datetime | None]]:
+        """Where each notification stands, in plain words for the alerts page: (which one,
+        what happened, when the next try is planned, if one is)."""
+        lines = [("Opening", self._notice_text(self.open_notice, opening=True))]
+        if self.resolve_notice:
+            lines.append(("Resolution", self._notice_text(self.resolve_notice, opening=False)))
+        return [
+            (label, text, self.notice_next_at if notice == Notice.FAILED else None)
+            for (label, text), notice in zip(lines, (self.open_notice, self.resolve_notice), strict=False)
+        ]
+
+    def _notice_text(self, notice: str, *, opening: bool) -> str:
+        if notice == Notice.FAILED:
+            # Tries count the notification being sent now (the resolution's start from 0).
+            tries = self.notice_tries
+            return f"Sending failed {tries} time{'' if tries == 1 else 's'}"
+        if notice == Notice.GAVE_UP:
+            return f"Sending failed {MAX_NOTICE_TRIES} times: gave up"
+        if notice == Notice.DROPPED:
+            if opening:
+                return "Not sent: resolved before the opening notification got through"
+            if self.open_notice == Notice.MUTED:
+                return "Not sent: nobody was told it opened (the rule was muted then)"
+            return "Not sent: nobody was told it opened"
+        return str(Notice(notice).label)
 
     def acknowledge(self, user: Any) -> bool:
         """Open -> acknowledged, in one conditional UPDATE; False when it was not open any more."""

@@ -11,7 +11,7 @@ import pytest
 from django_tasks_db.models import DBTaskResult
 from playwright.sync_api import Browser, Dialog, Page, expect
 
-from inbox.models import AuditEntry, BulkJob, Destination, Endpoint, Message
+from inbox.models import AlertRule, AuditEntry, BulkJob, Destination, Endpoint, Message
 from inbox.permissions import MANAGERS
 from tests.conftest import make_endpoint, make_message, run_worker
 from tests.test_browser import ARTIFACTS, Problems, browser, live_url, log_in, make_user  # noqa: F401 - fixtures
@@ -64,6 +64,7 @@ def snapshot() -> tuple[object, ...]:
         BulkJob.objects.count(),
         AuditEntry.objects.count(),
         DBTaskResult.objects.count(),
+        sorted(AlertRule.objects.values_list("name", flat=True)),
     )
 
 
@@ -79,6 +80,10 @@ def test_it_asks_before_every_destructive_action_and_dismissed_changes_nothing(p
     shop, _ = make_endpoint("shop")
     other, _ = make_endpoint("other")
     destination = Destination.objects.create(endpoint=shop, url="https://example.com/hook")
+    # Scoped to the destination: deleting the destination deletes it too, and says so.
+    AlertRule.objects.create(
+        name="Dest rate", kind="failure_rate", endpoint=shop, destination=destination, notify="email:ops@example.com"
+    )
     make_message(other)
     messages = [make_message(shop) for _ in range(3)]  # the newest: the list's first rows
     log_in(page, live_url, "staff")
@@ -127,7 +132,8 @@ def test_it_asks_before_every_destructive_action_and_dismissed_changes_nothing(p
     # 5. Delete a destination.
     page.goto(f"{live_url}/destinations/{destination.pk}/edit/")
     questions.expect(
-        "Delete the destination https://example.com/hook of “shop”? Messages are no longer forwarded there."
+        "Delete the destination https://example.com/hook of “shop” and its 1 alert rule “Dest rate”? "
+        "Messages are no longer forwarded there."
     )
     page.get_by_role("button", name="Delete destination").click()
     expect(page).to_have_url(f"{live_url}/destinations/{destination.pk}/edit/")

@@ -40,6 +40,9 @@ class Reading:
     summary: str
     counts: dict[str, Any] = field(default_factory=dict)
     link: str = ""
+    # Not enough to open an alert, nor to say it is over: an open alert stays open (a failure
+    # rate over too few attempts, some of them failed).
+    inconclusive: bool = False
 
 
 def measure(rule: AlertRule, now: datetime | None = None) -> Reading:
@@ -100,6 +103,9 @@ def _failed(rule: AlertRule, since: datetime) -> Reading:
         firing=failed >= threshold,
         summary=summary + _where(rule),
         counts={"failed_messages": failed, "threshold": threshold},
+        # Every failed message, not only the window's: the list filters by when a message was
+        # received, and one received hours ago may have spent its last retry a minute ago;
+        # `received_after` would hide it. Replaying them all is what resolves the alert.
         link=list_link(endpoint=rule.endpoint_id, status=Status.FAILED),
     )
 
@@ -114,19 +120,25 @@ def _failure_rate(rule: AlertRule, since: datetime) -> Reading:
     total, failed = counts["total"], counts["failed"]
     threshold = _threshold(rule)
     percent = round(failed * 100 / total) if total else 0
-    firing = total >= rule.min_attempts and failed * 100 > threshold * total
+    enough = total >= rule.min_attempts
+    firing = enough and failed * 100 > threshold * total
     window = describe_window(rule.window_seconds)
-    if total < rule.min_attempts:
-        summary = f"{total} forward attempt{'' if total == 1 else 's'} in the last {window}, fewer than the "
-        summary += f"{rule.min_attempts} a rate needs"
+    attempts = f"{total} forward attempt{'' if total == 1 else 's'}"
+    if not enough:
+        # Too few attempts to open an alert; an open one resolves only once none of them
+        # failed (traffic stopping is not the failures stopping).
+        summary = f"{attempts} in the last {window}"
+        summary += f", {failed} failed" if failed else ", none failed"
+        summary += f" (fewer than the {rule.min_attempts} a rate needs)"
     else:
-        summary = f"{percent}% of {total} forward attempts failed in the last {window} (over {threshold}% alerts)"
+        summary = f"{percent}% of {attempts} failed in the last {window} (over {threshold}% alerts)"
     received_after = timezone.localtime(since).strftime("%Y-%m-%dT%H:%M")
     return Reading(
         firing=firing,
         summary=summary + _where(rule),
         counts={"failed_attempts": failed, "attempts": total, "percent": percent, "threshold": threshold},
         link=list_link(endpoint=rule.endpoint_id, received_after=received_after),
+        inconclusive=not enough and failed > 0,
     )
 
 

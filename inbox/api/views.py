@@ -35,6 +35,7 @@ from inbox.delivery.forwarding import outbound_headers
 from inbox.delivery.queue import enqueue_processing
 from inbox.filters import MessageFilter, describe_query
 from inbox.models import (
+    AlertRule,
     ApiToken,
     Attempt,
     AttemptStatus,
@@ -136,7 +137,9 @@ class EndpointViewSet(Permissions, viewsets.ModelViewSet[Endpoint]):
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         endpoint = self.get_object()
-        _audit(request, AuditAction.ENDPOINT_DELETED, endpoint.name, endpoint, id=endpoint.pk)
+        # Its alert rules go with it (the database cascades): the entry names them.
+        _, rules = AlertRule.objects.going_with(endpoint).described()
+        _audit(request, AuditAction.ENDPOINT_DELETED, endpoint.name, endpoint, id=endpoint.pk, **rules)
         endpoint.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -243,8 +246,10 @@ class DestinationViewSet(Permissions, viewsets.ModelViewSet[Destination]):
         return response
 
     def perform_destroy(self, instance: Destination) -> None:
+        # Its alert rules go with it (the database cascades): the entry names them.
+        _, rules = AlertRule.objects.going_with(instance).described()
         instance.delete()
-        _audit(self.request, AuditAction.DESTINATION_DELETED, instance.display_url, instance.endpoint)
+        _audit(self.request, AuditAction.DESTINATION_DELETED, instance.display_url, instance.endpoint, **rules)
 
 
 # --- Messages ----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from inbox.models import (
     ApiScope,
     Destination,
     Endpoint,
+    mark_invisible,
     parse_window,
     validate_header_name,
     validate_methods,
@@ -467,8 +468,36 @@ class AlertRuleForm(FocusFirstError, forms.ModelForm[AlertRule]):
         return value.strip()
 
 
+# How much of a refused query value an error repeats: enough to recognise it.
+ECHOED_CHARS = 40
+
+
+def echoed(value: str) -> str:
+    """A refused value as an error repeats it: its first ECHOED_CHARS characters and "…",
+    invisible and bidi characters as the dashboard's markers (`⟨U+202E⟩`)."""
+    short = value[:ECHOED_CHARS] + ("…" if len(value) > ECHOED_CHARS else "")
+    return mark_invisible(short)
+
+
+class EchoingChoiceField(forms.ChoiceField):
+    """A choice whose error names the refused value shortened and with its invisible
+    characters shown (Django's repeats it whole and raw)."""
+
+    def validate(self, value: Any) -> None:
+        try:
+            super().validate(value)
+        except forms.ValidationError as exc:
+            if exc.code != "invalid_choice":
+                raise
+            raise forms.ValidationError(
+                "Select a valid choice. %(value)s is not one of the available choices.",
+                code="invalid_choice",
+                params={"value": echoed(str(value))},
+            ) from None
+
+
 class AlertFilterForm(forms.Form):
     """The alerts page's filters: which state, which rule (query parameters)."""
 
-    state = forms.ChoiceField(choices=[("", "Any"), *AlertState.choices], required=False)
+    state = EchoingChoiceField(choices=[("", "Any"), *AlertState.choices], required=False)
     rule = forms.ModelChoiceField(queryset=AlertRule.objects.only("id", "name"), required=False, empty_label="Any")

@@ -1,6 +1,7 @@
 """/alerts/ in headless Chromium, at 1366 and 390 px, light and dark: an open, an acknowledged
 and a resolved alert; acknowledging with the button; deleting a rule asks first, naming it and
-how many alerts go with it, and a dismissed question deletes nothing."""
+how many alerts go with it, and a dismissed question deletes nothing; an invalid filter value,
+however long, wraps in its error instead of widening the page."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ def three_alerts() -> dict[str, AlertRule]:
         open_notice=Notice.FAILED,
         notice_tries=3,
         notice_error="answered 404, expected 2xx",
+        notice_next_at=now + timedelta(minutes=4),
     )
     Alert.objects.create(
         rule=quiet,
@@ -93,7 +95,8 @@ def test_it_shows_open_acknowledged_and_resolved_alerts_and_asks_before_deleting
     alerts = page.locator("table.alerts")
     for state in ["open", "acknowledged", "resolved"]:
         expect(alerts.locator(f".badge.alert-{state}")).to_have_count(1)
-    expect(page.get_by_text("Failed (retried every minute)")).to_be_visible()
+    expect(page.get_by_text("Opening: Sending failed 3 times, next try at")).to_be_visible()
+    expect(page.get_by_text("Opening: Not sent: the rule is muted")).to_be_visible()
     expect(page.get_by_text("answered 404, expected 2xx")).to_be_visible()
     expect(page.locator("table.alert-rules .badge", has_text="muted")).to_be_visible()
     # No sideways scrolling: nothing reaches past the window's right edge (named if it does).
@@ -139,3 +142,14 @@ def test_it_shows_open_acknowledged_and_resolved_alerts_and_asks_before_deleting
     page.get_by_role("button", name="Add alert rule").click()
     expect(page.locator(".flash")).to_contain_text("Alert rule “Shop failed” saved")
     questions.assert_all_asked()
+
+
+def test_it_wraps_a_long_invalid_filter_value(page: Page, live_url: str) -> None:  # noqa: F811
+    three_alerts()
+    log_in(page, live_url, "manager")
+    page.goto(f"{live_url}/alerts/?state=" + "\u202e" + "x" * 3000)
+    expect(page.get_by_role("alert")).to_contain_text("This filter is not valid; nothing is shown.")
+    expect(page.get_by_role("alert")).to_contain_text("⟨U+202E⟩" + "x" * 39 + "…")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"the page is {width} px wide"  # type: ignore[index]
+    shot(page, "long-filter")

@@ -100,6 +100,27 @@ def test_it_alerts_on_a_failure_rate_over_the_threshold_with_enough_attempts(cat
     assert "43% of 7 forward attempts failed" in posted(catcher)[1]["summary"]
 
 
+def test_it_keeps_a_failure_rate_alert_open_while_its_few_attempts_still_fail(catcher: Catcher) -> None:
+    shop, _ = make_endpoint("shop")
+    make_rule(kind=AlertKind.FAILURE_RATE, endpoint=shop, threshold=50, min_attempts=4, notify=catcher.url)
+    message = make_message(shop, status=Status.PENDING)
+    old = timezone.now() - timedelta(minutes=4)
+    for _ in range(4):
+        attempt(message, at=old)
+    assert len(evaluate().opened) == 1
+    # Traffic drops below the minimum, every attempt still failing: not over.
+    attempt(message, at=timezone.now() - timedelta(seconds=30))
+    later = timezone.now() + timedelta(minutes=2)
+    assert evaluate(later).resolved == [], "100% failure over too few attempts is not a recovery"
+    alert = Alert.objects.get()
+    assert alert.state == AlertState.OPEN
+    # The failures stop: once no attempt in the window failed, it resolves.
+    assert len(evaluate(timezone.now() + timedelta(minutes=6)).resolved) == 1
+    resolved = posted(catcher)[1]
+    assert resolved["summary"].startswith("0 forward attempts in the last 5 minutes, none failed")
+    assert resolved["counts"]["attempts"] == 0
+
+
 def test_it_does_not_alert_at_exactly_the_threshold(catcher: Catcher) -> None:
     shop, _ = make_endpoint("shop")
     make_rule(kind=AlertKind.FAILURE_RATE, threshold=50, min_attempts=2, notify=catcher.url)

@@ -39,6 +39,7 @@ from inbox.delivery.work import has_work
 from inbox.filters import MessageFilter, describe_query
 from inbox.models import (
     BULK_PAST,
+    AlertRule,
     AuditAction,
     AuditEntry,
     BulkAction,
@@ -97,6 +98,10 @@ def _destination_form(
     transform. The last two save nothing and report only on the field they try."""
     action = request.POST.get("_action", "save")
     context: dict[str, Any] = {"form": form, "endpoint": endpoint, "destination": destination}
+    if destination is not None:
+        context["delete_question"] = destination_question(
+            destination, AlertRule.objects.going_with(destination).described()[0]
+        )
     if request.method == "POST" and action in ("dry_run", "preview"):
         form.is_valid()
         field = "filter" if action == "dry_run" else "transform"
@@ -257,9 +262,11 @@ def destination_resume(request: HttpRequest, pk: int) -> HttpResponse:
 def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(Destination.objects.select_related("endpoint"), pk=pk)
     endpoint = destination.endpoint
+    # Its alert rules go with it (their foreign key cascades): the question names them.
+    rules, details = AlertRule.objects.going_with(destination).described()
     if request.POST.get("confirmed") != "yes":
         # The edit page's script asks in a dialog and sets the field; without it, ask here.
-        question = f"Delete the destination {destination.display_url} of “{endpoint.name}”?"
+        question = destination_question(destination, rules)
         context = {
             "title": question,
             "question": question,
@@ -271,8 +278,15 @@ def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
         }
         return render(request, "inbox/confirm.html", context)
     destination.delete()
-    AuditEntry.record(request.user, AuditAction.DESTINATION_DELETED, destination.display_url, endpoint)
+    AuditEntry.record(request.user, AuditAction.DESTINATION_DELETED, destination.display_url, endpoint, **details)
     return redirect(endpoint)
+
+
+def destination_question(destination: Destination, rules: str) -> str:
+    """The delete question, for the edit page's dialog and the page that asks without
+    JavaScript: the destination, and the alert rules that go with it (`rules`)."""
+    also = f" and {rules}" if rules else ""
+    return f"Delete the destination {destination.display_url} of “{destination.endpoint.name}”{also}?"
 
 
 # --- Replay -------------------------------------------------------------------------------------

@@ -166,6 +166,8 @@ def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
         target = f"alert #{alert.pk} of “{alert.rule.name}”"
         AuditEntry.record(request.user, AuditAction.ALERT_ACKNOWLEDGED, target, alert.rule.endpoint)
         django_messages.success(request, f"Alert #{alert.pk} acknowledged: it still resolves by itself.")
+    elif alert.state == AlertState.RESOLVED:
+        django_messages.info(request, "That alert is already resolved.")
     else:
-        django_messages.info(request, f"Alert #{alert.pk} was already {alert.get_state_display().lower()}.")
+        django_messages.info(request, "That alert is already acknowledged.")
     return redirect("inbox:alert-list")

@@ -24,7 +24,7 @@ from inbox.dashboard.forms import EndpointForm, RotateForm
 from inbox.dashboard.viewer import endpoint_curl, endpoint_curl_variables
 from inbox.dashboard.views.common import HtmxHttpRequest, get_endpoint, post_or_back, staff_required
 from inbox.delivery import handlers
-from inbox.models import AuditAction, AuditEntry, Endpoint, Message, Status
+from inbox.models import AlertRule, AuditAction, AuditEntry, Endpoint, Message, Status
 from inbox.permissions import needs
 from inbox.secrets import decrypt, encrypt
 from inbox.tasks import send_test_webhook
@@ -317,7 +317,11 @@ def endpoint_send_test(request: HttpRequest, pk: int) -> HttpResponse:
 def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_endpoint(pk)
     if request.method == "POST":
-        AuditEntry.record(request.user, AuditAction.ENDPOINT_DELETED, endpoint.name, endpoint, id=endpoint.pk)
+        # Its alert rules go with it (the database cascades): the entry names them.
+        _, details = AlertRule.objects.going_with(endpoint).described()
+        AuditEntry.record(
+            request.user, AuditAction.ENDPOINT_DELETED, endpoint.name, endpoint, id=endpoint.pk, **details
+        )
         endpoint.delete()
         return redirect("inbox:endpoint-list")
     context = {
@@ -328,7 +332,7 @@ def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
         "destinations": endpoint.destinations.count(),
         # Rules scoped to it (or to one of its destinations) go with it: a rule left without
         # its endpoint would silently watch every endpoint.
-        "alert_rules": endpoint.alert_rules.count(),
+        "alert_rules": AlertRule.objects.going_with(endpoint).count(),
     }
     return render(request, "inbox/endpoint_confirm_delete.html", context)
 
