@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inbox', '0013_bulkjob_upto_id'),
+        ('inbox', '0014_search_index_pending_lists'),
     ]
 
     operations = [
