@@ -36,6 +36,9 @@ SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+# A DNS name in its ASCII (punycode) form: labels of 1-63 letters, digits, hyphens (and the
+# underscores some internal names carry), no hyphen at either end, 253 characters at most.
+HOSTNAME = re.compile(r"(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*")
 LEGACY_NUMERIC = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.IGNORECASE)
 
 
@@ -101,11 +104,19 @@ def validate_destination_url(url: str) -> None:
         parts.port  # noqa: B018 - raises ValueError for an out-of-range port
         # httpx decodes an IDNA host here: a malformed "xn--" label raises (a UnicodeError).
         host = parsed.host
+        ascii_host = parsed.raw_host.decode("ascii")
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise ValidationError("Enter a valid URL.") from exc
     if parsed.scheme not in ("http", "https") or not host or not parts.hostname:
         raise ValidationError("Enter an http:// or https:// URL.")
-    ip = literal_address(host)
+    if parts.port == 0:
+        raise ValidationError("Enter a valid URL.")
+    # A literal with a trailing dot (169.254.169.254.) is still that address to a resolver.
+    ip = literal_address(host.removesuffix("."))
+    if ip is None and not HOSTNAME.fullmatch(ascii_host.removesuffix(".")):
+        # What no resolver would look up (a..b, -a.com, a 300-character label): refused now,
+        # not as a raw codec error at every send.
+        raise ValidationError("Enter a valid URL: the host name is not valid.")
     if ip is None:
         host = host.rstrip(".").lower()
         if host in METADATA_HOSTNAMES:

@@ -143,6 +143,13 @@ def validate_single_line(value: str) -> None:
 # line and paragraph separators U+2028/U+2029: invisible, or line breaks a mail header
 # refuses. A name people read in a chat, a subject line or a page holds none of them.
 INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp"})
+# Blank characters Unicode files elsewhere: the Hangul fillers (letters that render as
+# nothing), the combining grapheme joiner and the variation selectors.
+INVISIBLE_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u034f" + "".join(map(chr, range(0xFE00, 0xFE10))))
+
+
+def _invisible(char: str) -> bool:
+    return char in INVISIBLE_CHARACTERS or unicodedata.category(char) in INVISIBLE_CATEGORIES
 
 
 def validate_visible_name(value: str) -> None:
@@ -150,7 +157,7 @@ def validate_visible_name(value: str) -> None:
     separator either: for names that travel outside the page (an alert rule's, in a
     notification's text and an email subject)."""
     validate_single_line(value)
-    found = sorted({char for char in value if unicodedata.category(char) in INVISIBLE_CATEGORIES})
+    found = sorted({char for char in value if _invisible(char)})
     if found:
         codes = ", ".join(f"U+{ord(char):04X}" for char in found[:5])
         raise ValidationError(f"Remove the invisible characters ({codes}).", code="invisible")
@@ -162,7 +169,7 @@ def mark_invisible(value: str) -> str:
     for what travels outside the page: a notification's text, an email subject, an echoed
     query value. Older rows may hold what validate_visible_name now refuses."""
     return "".join(
-        f"⟨U+{ord(char):04X}⟩" if unicodedata.category(char) in INVISIBLE_CATEGORIES | {"Cc", "Cs"} else char
+        f"⟨U+{ord(char):04X}⟩" if _invisible(char) or unicodedata.category(char) in ("Cc", "Cs") else char
         for char in value
     )
 
@@ -994,6 +1001,14 @@ class Destination(models.Model):
 
     def __str__(self) -> str:
         return self.display_url
+
+    def clean(self) -> None:
+        # A second destination with the same URL would deliver every message there twice
+        # (the form, the API and add_destination all come through here).
+        if self.endpoint_id is not None and self.url:
+            others = Destination.objects.filter(endpoint_id=self.endpoint_id, url=self.url).exclude(pk=self.pk)
+            if others.exists():
+                raise ValidationError({"url": "This endpoint already forwards to this URL."})
 
     # --- Signing --------------------------------------------------------------------------
     def set_signing_secret(self) -> str:

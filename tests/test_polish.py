@@ -14,7 +14,7 @@ from django.template.defaultfilters import filesizeformat
 from django.test import Client, RequestFactory
 from django.views.defaults import server_error
 
-from inbox.models import Endpoint, Message, RejectedAttempt
+from inbox.models import Attempt, Endpoint, Message, RejectedAttempt
 from inbox.verification.presets import PRESETS
 from tests.conftest import csrf_post, make_endpoint, make_message
 
@@ -58,6 +58,18 @@ def test_it_shows_bidi_controls_in_the_list_the_message_and_its_title(staff_clie
     # The raw body stays byte for byte what was sent.
     raw = staff_client.get(f"/messages/{message.pk}/raw/")
     assert b"".join(raw) == body
+
+
+def test_it_marks_bidi_controls_in_an_attempts_target(staff_client: Client) -> None:
+    # A listener names itself (any read token may): its name shows on the message's page.
+    endpoint, _ = make_endpoint()
+    message = make_message(endpoint)
+    Attempt.objects.create(
+        message=message, endpoint=endpoint, number=1, target="listen:1", label=f"listen “{SPOOF}”", status="failed"
+    )
+    html = staff_client.get(message.get_absolute_url()).content.decode()
+    assert RLO not in html
+    assert "U+202E" in html
 
 
 def test_it_marks_bidi_controls_in_the_tree_and_the_plain_views(staff_client: Client) -> None:

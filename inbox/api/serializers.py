@@ -253,7 +253,8 @@ class DestinationSerializer(StrictFieldsMixin, serializers.ModelSerializer[Desti
         self.validate_field_names()
         instance: Destination | None = self.instance
         endpoint = attrs.get("endpoint") or (instance.endpoint if instance else None)
-        candidate = Destination(endpoint=endpoint)
+        candidate = Destination(endpoint=endpoint, pk=instance.pk if instance else None)
+        candidate._state.adding = instance is None  # an edit is no duplicate of itself
         for name in ("url", "timeout_seconds", "forward_headers", "transform", "sign", "max_rate", "breaker_threshold"):
             default = getattr(instance, name) if instance else getattr(candidate, name)
             setattr(candidate, name, attrs.get(name, default))

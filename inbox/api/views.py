@@ -126,12 +126,17 @@ class EndpointViewSet(Permissions, viewsets.ModelViewSet[Endpoint]):
             endpoint.scheme_options = options or {}
             changed.append("scheme_options")
         shown: dict[str, str] = {}
-        if auth_changed or secret:
+        replaced = auth_changed or bool(secret)
+        if replaced:
+            # At once, no grace period (POST …/rotate/ keeps the old one valid for a while).
             shown = endpoint.set_secret(secret)
+            if secret is not None and endpoint.secret_kind != "token":
+                shown.setdefault("secret", secret)  # as the create answer does
             endpoint.previous_expires_at = None
+            changed.append("secret")
         endpoint.save()
         _audit(
-            request, AuditAction.ENDPOINT_CHANGED, endpoint.name, endpoint, changed=changed, secret_replaced=bool(shown)
+            request, AuditAction.ENDPOINT_CHANGED, endpoint.name, endpoint, changed=changed, secret_replaced=replaced
         )
         return self._answer(endpoint, shown, status.HTTP_200_OK)
 

@@ -381,14 +381,6 @@ class DestinationForm(FocusFirstError, forms.ModelForm[Destination]):
         value: str = self.cleaned_data["transform"]
         return value.strip()
 
-    def clean_url(self) -> str:
-        value: str = self.cleaned_data["url"]
-        # A second destination with the same URL would deliver every message there twice.
-        others = Destination.objects.filter(endpoint_id=self.instance.endpoint_id, url=value)
-        if others.exclude(pk=self.instance.pk).exists():
-            raise forms.ValidationError("This endpoint already forwards to this URL.")
-        return value
-
     def clean_forward_headers(self) -> str:
         value: str = self.cleaned_data["forward_headers"]
         names = [n.strip() for n in value.split(",") if n.strip()]

@@ -21,7 +21,21 @@ from tests.conftest import Catcher, csrf_post, make_endpoint
 
 pytestmark = pytest.mark.django_db
 
-INVISIBLE = ["\u2028", "\u2029", "\u200b", "\u202e", "\u2066", "\ufeff", "\x85", "\n", "\x07"]
+INVISIBLE = [
+    "\u2028",
+    "\u2029",
+    "\u200b",
+    "\u202e",
+    "\u2066",
+    "\ufeff",
+    "\x85",
+    "\n",
+    "\x07",
+    "\u3164",
+    "\u115f",
+    "\u034f",
+    "\ufe0f",
+]
 
 
 @pytest.mark.parametrize("char", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")

@@ -5,8 +5,12 @@ cannot take is no 500."""
 from __future__ import annotations
 
 import json
+from io import StringIO
 
-from inbox.models import BulkJob, Endpoint
+import pytest
+from django.core.management import CommandError, call_command
+
+from inbox.models import AuditAction, AuditEntry, BulkJob, Destination, Endpoint
 from tests.api.conftest import Api
 from tests.conftest import make_endpoint, make_message
 
@@ -110,3 +114,30 @@ def test_a_put_of_what_a_get_answered_changes_nothing(manager_api: Api) -> None:
         assert response.status_code == 200, response.content
         assert response.json()["credential"] is None  # no new secret
         assert manager_api.get(path).json() == before | {"updated_at": response.json()["updated_at"]}
+
+
+def test_a_new_secret_by_patch_is_answered_once_and_audited(manager_api: Api) -> None:
+    endpoint, _ = make_endpoint("gh", auth="github", secret="old-github-secret-1")
+    response = manager_api.patch(f"/api/v1/endpoints/{endpoint.pk}/", {"secret": "new-github-secret-2"})
+    assert response.status_code == 200
+    assert response.json()["credential"] == {"secret": "new-github-secret-2"}
+    endpoint.refresh_from_db()
+    assert [s.value for s in endpoint.credentials()] == ["new-github-secret-2"]  # at once, no grace
+    entry = AuditEntry.objects.get(action=AuditAction.ENDPOINT_CHANGED)
+    assert entry.details["secret_replaced"] is True
+    assert "secret" in entry.details["changed"]
+
+
+def test_a_destination_url_is_taken_once_per_endpoint_on_every_path(manager_api: Api) -> None:
+    endpoint, _ = make_endpoint()
+    url = "http://127.0.0.1:9/dup"
+    first = manager_api.post("/api/v1/destinations/", {"endpoint": endpoint.pk, "url": url})
+    assert first.status_code == 201
+    again = manager_api.post("/api/v1/destinations/", {"endpoint": endpoint.pk, "url": url})
+    assert again.json() == {"url": ["This endpoint already forwards to this URL."]}
+    with pytest.raises(CommandError, match="already forwards to this URL"):
+        call_command("add_destination", endpoint.name, url, stdout=StringIO())
+    # Editing the one there is, keeping its URL, is no duplicate of itself.
+    path = f"/api/v1/destinations/{first.json()['id']}/"
+    assert manager_api.patch(path, {"url": url, "timeout_seconds": 5}).status_code == 200
+    assert Destination.objects.count() == 1

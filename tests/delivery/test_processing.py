@@ -289,9 +289,28 @@ def test_it_refuses_localhost_when_saved_in_production() -> None:
             validate_destination_url(url)
 
 
-@pytest.mark.parametrize("url", ["http://xn--a.com/", "http://xn--/", "https://xn--zz.example.com/hook"])
-def test_it_refuses_a_malformed_punycode_host_as_an_invalid_url(url: str) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://xn--a.com/",
+        "http://xn--/",
+        "https://xn--zz.example.com/hook",
+        "http://a..b/",
+        "http://%zz/",
+        "http://-a.com/",
+        "http://x.com:0/",
+        "http://" + "a" * 64 + ".com/",
+    ],
+)
+def test_it_refuses_a_malformed_host_as_an_invalid_url(url: str) -> None:
     with pytest.raises(ValidationError, match="Enter a valid URL"):
+        validate_destination_url(url)
+
+
+def test_it_refuses_a_metadata_literal_written_with_a_trailing_dot(settings: Any) -> None:
+    with pytest.raises(ValidationError, match="link-local or cloud metadata"):
+        validate_destination_url("http://169.254.169.254./latest/meta-data/")
+    for url in ("https://münchen.example/hook", "http://my_host.internal/", "https://example.com./x"):
         validate_destination_url(url)
 
 
