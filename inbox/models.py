@@ -204,6 +204,13 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
     def enabled(self) -> EndpointQuerySet:
         return self.filter(enabled=True)
 
+    def named(self, value: str) -> Endpoint | None:
+        """The endpoint a command-line argument names: by its name, else by its id."""
+        endpoint = self.filter(name=value).first()
+        if endpoint is None and value.isdigit():
+            endpoint = self.filter(pk=int(value)).first()
+        return endpoint
+
     def create_quick(self, created_by: Any = None) -> tuple[Endpoint, dict[str, str]]:
         """A token endpoint with every default and a generated name (`quick-3f9a2c`): a URL
         to try in one click. Returns it and its token, to be shown once."""

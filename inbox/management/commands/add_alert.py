@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inbox.audit import audited_command
+from inbox.management import clean_or_exit
 from inbox.models import (
     DEFAULT_MIN_ATTEMPTS,
     DEFAULT_SILENCE_WINDOW_SECONDS,
@@ -111,11 +112,7 @@ class Command(BaseCommand):
             rule.window_seconds = parse_window(options["window"]) if options["window"] is not None else default
         except ValidationError as exc:
             raise CommandError(f"--window: {' '.join(exc.messages)}") from None
-        try:
-            rule.full_clean()
-        except ValidationError as exc:
-            problems = "; ".join(f"{OPTIONS.get(f, f)}: {' '.join(m)}" for f, m in exc.message_dict.items())
-            raise CommandError(problems) from None
+        clean_or_exit(rule, OPTIONS)
         rule.save()
         AuditEntry.record(
             None, AuditAction.ALERT_RULE_CREATED, f"alert rule “{rule.name}”", rule.endpoint, kind=rule.kind
@@ -142,9 +139,7 @@ class Command(BaseCommand):
     def _endpoint(self, name: str | None) -> Endpoint | None:
         if name is None:
             return None
-        endpoint = Endpoint.objects.filter(name=name).first()
-        if endpoint is None and name.isdigit():
-            endpoint = Endpoint.objects.filter(pk=int(name)).first()
+        endpoint = Endpoint.objects.named(name)
         if endpoint is None:
             raise CommandError(f"--endpoint: no endpoint named {name!r}.")
         return endpoint

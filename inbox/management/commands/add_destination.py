@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inbox.filters import clean_destination_filter
+from inbox.management import clean_or_exit
 from inbox.models import SIGN_STANDARD, Destination, Endpoint, validate_header_name
 
 # A model field's problem, named by the option that set it.
@@ -39,9 +40,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["endpoint"]
-        endpoint = Endpoint.objects.filter(name=name).first()
-        if endpoint is None and name.isdigit():
-            endpoint = Endpoint.objects.filter(pk=int(name)).first()
+        endpoint = Endpoint.objects.named(name)
         if endpoint is None:
             raise CommandError(f"No endpoint named {name!r}.")
         headers = [h.strip() for h in options["headers"].split(",") if h.strip()]
@@ -65,11 +64,7 @@ class Command(BaseCommand):
                     validate_header_name(header)
         except ValidationError as exc:
             raise CommandError(f"--headers: {' '.join(exc.messages)}") from None
-        try:
-            destination.full_clean()
-        except ValidationError as exc:
-            problems = "; ".join(f"{OPTIONS.get(f, f)}: {' '.join(m)}" for f, m in exc.message_dict.items())
-            raise CommandError(problems) from None
+        clean_or_exit(destination, OPTIONS)
         secret = destination.set_signing_secret() if destination.sign else ""
         if destination.paused:
             destination.paused_reason = "created paused"

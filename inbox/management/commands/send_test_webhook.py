@@ -17,9 +17,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["endpoint"]
-        endpoint = Endpoint.objects.filter(name=name).first()
-        if endpoint is None and name.isdigit():
-            endpoint = Endpoint.objects.filter(pk=int(name)).first()
+        endpoint = Endpoint.objects.named(name)
         if endpoint is None:
             raise CommandError(f"No endpoint named {name!r}.")
         if not endpoint.can_sign_tests:
