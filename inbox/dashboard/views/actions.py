@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from inbox.dashboard.forms import DestinationForm, DestinationRotateForm
 from inbox.dashboard.views.common import (
     HtmxHttpRequest,
+    ask,
     filtered_messages,
     get_endpoint,
     list_url,
@@ -267,16 +268,14 @@ def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.POST.get("confirmed") != "yes":
         # The edit page's script asks in a dialog and sets the field; without it, ask here.
         question = destination_question(destination, rules)
-        context = {
-            "title": question,
-            "question": question,
-            "lines": ["Messages are no longer forwarded there. The attempts already made stay on their messages."],
-            "action_url": reverse("inbox:destination-delete", args=[destination.pk]),
-            "fields": [],
-            "button": "Delete destination",
-            "cancel_url": reverse("inbox:destination-edit", args=[destination.pk]),
-        }
-        return render(request, "inbox/confirm.html", context)
+        return ask(
+            request,
+            question,
+            ["Messages are no longer forwarded there. The attempts already made stay on their messages."],
+            action_url=reverse("inbox:destination-delete", args=[destination.pk]),
+            button="Delete destination",
+            cancel_url=reverse("inbox:destination-edit", args=[destination.pk]),
+        )
     destination.delete()
     AuditEntry.record(request.user, AuditAction.DESTINATION_DELETED, destination.display_url, endpoint, **details)
     return redirect(endpoint)
@@ -503,17 +502,16 @@ def _confirm_bulk(
     query = query_without(request, "before", "after")
     if scope == "all":
         fields.append(("confirmation", _confirmation_token(request, action, query, count)))
-    context = {
-        "title": question,
-        "question": question,
-        "lines": lines,
-        "action_url": reverse("inbox:messages-bulk") + (f"?{query}" if query else ""),
-        "fields": fields,
-        "button": button,
-        "cancel_url": _list_url(request),
-        "replay": action == BulkAction.REPLAY,  # not red: it can be done again, unlike a delete
-    }
-    return render(request, "inbox/confirm.html", context)
+    return ask(
+        request,
+        question,
+        lines,
+        action_url=reverse("inbox:messages-bulk") + (f"?{query}" if query else ""),
+        button=button,
+        cancel_url=_list_url(request),
+        fields=fields,
+        replay=action == BulkAction.REPLAY,  # not red: it can be done again, unlike a delete
+    )
 
 
 def _list_url(request: HttpRequest) -> str:

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from inbox.dashboard.forms import AlertFilterForm, AlertRuleForm
-from inbox.dashboard.views.common import post_or_back, staff_required
+from inbox.dashboard.views.common import ask, post_or_back, staff_required
 from inbox.models import Alert, AlertRule, AlertState, AuditAction, AuditEntry
 from inbox.permissions import needs
 
@@ -136,19 +136,17 @@ def alert_rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.POST.get("confirmed") != "yes":
         # The page's script asks in a dialog and sets the field; without it, ask here.
         question = f"Delete the alert rule “{rule.name}” and {alerts}?"
-        context = {
-            "title": question,
-            "question": question,
-            "lines": [
+        return ask(
+            request,
+            question,
+            [
                 "Nobody is notified of this condition any more, and its alerts leave the alerts page. "
                 "This cannot be undone (muting it keeps both)."
             ],
-            "action_url": request.path,
-            "fields": [],
-            "button": "Delete alert rule",
-            "cancel_url": reverse("inbox:alert-list"),
-        }
-        return render(request, "inbox/confirm.html", context)
+            action_url=request.path,
+            button="Delete alert rule",
+            cancel_url=reverse("inbox:alert-list"),
+        )
     AuditEntry.record(
         request.user, AuditAction.ALERT_RULE_DELETED, f"alert rule “{rule.name}”", rule.endpoint, alerts=count
     )

@@ -83,6 +83,34 @@ def post_or_back(back: Callable[..., str]) -> Callable[[View], View]:
     return decorator
 
 
+def ask(
+    request: HttpRequest,
+    question: str,
+    lines: list[str],
+    *,
+    action_url: str,
+    button: str,
+    cancel_url: str,
+    fields: list[tuple[str, str]] | None = None,
+    replay: bool = False,
+) -> HttpResponse:
+    """The page that asks before a destructive action when no script asked in a dialog:
+    the question, what it means, a button that posts `action_url` again with
+    `confirmed=yes` and `fields`, and a way back that does nothing. `replay`: not red, it
+    can be done again."""
+    context = {
+        "title": question,
+        "question": question,
+        "lines": lines,
+        "action_url": action_url,
+        "fields": fields or [],
+        "button": button,
+        "cancel_url": cancel_url,
+        "replay": replay,
+    }
+    return render(request, "inbox/confirm.html", context)
+
+
 def list_url(request: HttpRequest) -> str:
     """The message list with the request's filter (no paging)."""
     query = query_without(request, "before", "after")

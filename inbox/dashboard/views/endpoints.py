@@ -22,7 +22,7 @@ from inbox import counters
 from inbox.dashboard import charts
 from inbox.dashboard.forms import EndpointForm, RotateForm
 from inbox.dashboard.viewer import endpoint_curl, endpoint_curl_variables
-from inbox.dashboard.views.common import HtmxHttpRequest, get_endpoint, post_or_back, staff_required
+from inbox.dashboard.views.common import HtmxHttpRequest, ask, get_endpoint, post_or_back, staff_required
 from inbox.delivery import handlers
 from inbox.models import AlertRule, AuditAction, AuditEntry, Endpoint, Message, Status
 from inbox.permissions import needs
@@ -282,20 +282,18 @@ def endpoint_new_url(request: HttpRequest, pk: int) -> HttpResponse:
         remember_secret(request, endpoint, {}, url=True)
         return redirect(endpoint)
     question = f"Give “{endpoint.name}” a new receiver URL?"
-    context = {
-        "title": question,
-        "question": question,
-        "lines": [
+    return ask(
+        request,
+        question,
+        [
             f"Its current URL ({endpoint.masked_url}) stops working at once: providers that still send "
             "there get 404 until you give them the new one.",
             "The new URL is shown once, on the next page.",
         ],
-        "action_url": reverse("inbox:endpoint-new-url", args=[endpoint.pk]),
-        "fields": [],
-        "button": "Make a new URL",
-        "cancel_url": endpoint.get_absolute_url(),
-    }
-    return render(request, "inbox/confirm.html", context)
+        action_url=reverse("inbox:endpoint-new-url", args=[endpoint.pk]),
+        button="Make a new URL",
+        cancel_url=endpoint.get_absolute_url(),
+    )
 
 
 @staff_required

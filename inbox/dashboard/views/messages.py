@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 from inbox.dashboard.viewer import CURL_INLINE_LIMIT, body_view, compare, curl_body_file, curl_command, json_tree
 from inbox.dashboard.views.common import (
     HtmxHttpRequest,
+    ask,
     filtered_messages,
     parse_ids,
     post_or_back,
@@ -154,16 +155,14 @@ def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
         question = f"Delete message #{message.pk}?"
         kind = f"the {message.event_type} event" if message.event_type else f"the {message.method} request"
         received = f"{timezone.localtime(message.received_at):%Y-%m-%d %H:%M:%S %Z}"
-        context = {
-            "title": question,
-            "question": question,
-            "lines": [f"It is {kind} that “{message.endpoint.name}” received {received}.", "This cannot be undone."],
-            "action_url": request.get_full_path(),
-            "fields": [],
-            "button": "Delete message",
-            "cancel_url": message.get_absolute_url() + (f"?{query}" if query else ""),
-        }
-        return render(request, "inbox/confirm.html", context)
+        return ask(
+            request,
+            question,
+            [f"It is {kind} that “{message.endpoint.name}” received {received}.", "This cannot be undone."],
+            action_url=request.get_full_path(),
+            button="Delete message",
+            cancel_url=message.get_absolute_url() + (f"?{query}" if query else ""),
+        )
     message.delete()
     AuditEntry.record(request.user, AuditAction.MESSAGES_DELETED, f"message #{pk}", message.endpoint)
     return redirect(reverse("inbox:message-list") + (f"?{query}" if query else ""))

@@ -12,7 +12,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from inbox.dashboard.forms import ApiTokenForm
-from inbox.dashboard.views.common import staff_required
+from inbox.dashboard.views.common import ask, staff_required
 from inbox.models import ApiToken, AuditAction, AuditEntry
 from inbox.secrets import decrypt, encrypt
 
@@ -64,16 +64,14 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     if request.POST.get("confirmed") != "yes":
         # The page's script asks in a dialog and sets the field; without it, ask here.
         question = f"Revoke the API token “{token.name}”?"
-        context = {
-            "title": question,
-            "question": question,
-            "lines": ["Programs and listeners using it get 401 from now on. This cannot be undone."],
-            "action_url": request.path,
-            "fields": [],
-            "button": "Revoke token",
-            "cancel_url": reverse("inbox:token-list"),
-        }
-        return render(request, "inbox/confirm.html", context)
+        return ask(
+            request,
+            question,
+            ["Programs and listeners using it get 401 from now on. This cannot be undone."],
+            action_url=request.path,
+            button="Revoke token",
+            cancel_url=reverse("inbox:token-list"),
+        )
     token.revoke()
     AuditEntry.record(request.user, AuditAction.TOKEN_REVOKED, f"API token “{token.name}”", scope=token.scope)
     return redirect("inbox:token-list")
