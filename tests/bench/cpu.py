@@ -44,15 +44,11 @@ sys.path.insert(0, str(ROOT))
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", "inbox_bench_cpu")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-BODY = json.dumps(
-    {
-        "id": "evt_1Nbench",
-        "type": "invoice.paid",
-        "created": 1700000000,
-        "data": {"object": {"id": "in_1Nbench", "amount_paid": 4200, "currency": "eur", "status": "paid"}},
-    }
-).encode()
+# The same body and Redis database as the ingest benchmark, so their figures compare.
+from tests.bench.ingest import BODY as BODY_TEXT  # noqa: E402 - once the project is on the path
+from tests.bench.ingest import REDIS_URL  # noqa: E402
+
+BODY = BODY_TEXT.encode()
 
 
 def configure(sqlite: bool, var_dir: Path) -> None:
