@@ -166,6 +166,11 @@ def main() -> None:
         ratios = [t / i for t, i in zip(results["token"], results["insert"], strict=True)]
         low, mid, high = min(ratios), statistics.median(ratios), max(ratios)
         print(f"  token / insert per round: median {mid:.2f} (min {low:.2f}, max {high:.2f})")
+        # The receiver's counts, written now: the process's exit would try after the
+        # database below is dropped, and log a failed write.
+        from inbox import counters  # noqa: PLC0415 - only once Django is set up
+
+        counters.flush()
         with contextlib.suppress(Exception):
             connections.close_all()
     if not args.sqlite:
