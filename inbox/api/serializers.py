@@ -46,17 +46,22 @@ class StrictFieldsMixin:
     """
 
     fields: Any
-    initial_data: Any
     instance: Any
 
-    def validate_field_names(self) -> None:
-        if not isinstance(self.initial_data, Mapping):
+    def to_internal_value(self, data: Any) -> Any:
+        # Every serializer that mixes this in checks the names before its fields and its
+        # own validate(): none can forget to.
+        self.validate_field_names(data)
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+    def validate_field_names(self, data: Any) -> None:
+        if not isinstance(data, Mapping):
             return
         writable = {name for name, field in self.fields.items() if not field.read_only}
         # A read-only field sent back unchanged (a PUT of what a GET answered) is fine.
         current = self.to_representation(self.instance) if self.instance is not None else {}  # type: ignore[attr-defined]
         errors = {}
-        for name, value in self.initial_data.items():
+        for name, value in data.items():
             if name in writable or (name in current and current[name] == value):
                 continue
             field = self.fields.get(name)
@@ -140,7 +145,6 @@ class EndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer[Endpoint
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        self.validate_field_names()
         instance: Endpoint | None = self.instance
         auth = attrs.get("auth", instance.auth if instance else "token")
         preset = PRESETS[auth]
@@ -250,7 +254,6 @@ class DestinationSerializer(StrictFieldsMixin, serializers.ModelSerializer[Desti
         return ", ".join(names)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        self.validate_field_names()
         instance: Destination | None = self.instance
         endpoint = attrs.get("endpoint") or (instance.endpoint if instance else None)
         candidate = Destination(endpoint=endpoint, pk=instance.pk if instance else None)
