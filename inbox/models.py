@@ -465,6 +465,14 @@ class Endpoint(models.Model):
             shown["verify_token"] = verify_token
         return shown
 
+    def set_secret_answered(self, value: str | None = None) -> dict[str, str]:
+        """`set_secret` for a program (the API, `create_endpoint`): a secret it chose comes back
+        with the rest of the credential, so one answer holds all of it."""
+        shown = self.set_secret(value)
+        if value is not None and self.secret_kind != "token":
+            shown.setdefault("secret", value)
+        return shown
+
     def rotate_secret(self, value: str | None = None, grace: timedelta = timedelta(hours=24)) -> dict[str, str]:
         """Replace the credential; the previous one keeps verifying for `grace`."""
         previous_digest, previous_secret = self.token_digest, self.secret_encrypted

@@ -105,9 +105,7 @@ class EndpointViewSet(Permissions, viewsets.ModelViewSet[Endpoint]):
         data = dict(serializer.validated_data)
         secret, options = data.pop("secret", "") or None, data.pop("scheme_options", None)
         endpoint = Endpoint(**data, created_by=request.auth.user, scheme_options=options or {})
-        shown = endpoint.set_secret(secret)
-        if secret is not None and endpoint.secret_kind != "token":
-            shown.setdefault("secret", secret)
+        shown = endpoint.set_secret_answered(secret)
         endpoint.save()
         _audit(request, AuditAction.ENDPOINT_CREATED, endpoint.name, endpoint, preset=endpoint.auth)
         return self._answer(endpoint, shown, status.HTTP_201_CREATED)
@@ -129,9 +127,7 @@ class EndpointViewSet(Permissions, viewsets.ModelViewSet[Endpoint]):
         replaced = auth_changed or bool(secret)
         if replaced:
             # At once, no grace period (POST …/rotate/ keeps the old one valid for a while).
-            shown = endpoint.set_secret(secret)
-            if secret is not None and endpoint.secret_kind != "token":
-                shown.setdefault("secret", secret)  # as the create answer does
+            shown = endpoint.set_secret_answered(secret)
             endpoint.previous_expires_at = None
             changed.append("secret")
         endpoint.save()

@@ -53,11 +53,9 @@ class Command(BaseCommand):
             if problem := preset.chosen_secret_problem(secret, required=True):
                 raise CommandError(f"--secret: {problem}")
         try:
-            shown = endpoint.set_secret(secret)
+            shown = endpoint.set_secret_answered(secret)
         except ValueError as exc:
             raise CommandError(f"--auth {preset.name} needs --secret: {exc}") from None
-        if secret is not None and preset.secret_kind not in ("token",):
-            shown.setdefault("secret", secret)
         if len(set(options["forward_to"])) < len(options["forward_to"]):
             raise CommandError("--forward-to: this endpoint already forwards to this URL (given twice).")
         destinations = [Destination(url=url) for url in options["forward_to"]]
