@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache, caches
 from django.db import connection
-from django.http import HttpResponseBase
+from django.http import HttpResponse, HttpResponseBase
 from django.test import Client
 from django.test.client import ClientHandler, conditional_content_removal
 from django.utils import timezone
@@ -43,9 +43,14 @@ class ReceiverClientHandler(ClientHandler):
     def __call__(self, environ: dict[str, Any]) -> HttpResponseBase:
         answered = self.receiver_path.answer(environ)
         if answered is None:
-            response: HttpResponseBase = super().__call__(environ)
-            return response
-        request, response = answered
+            full: HttpResponseBase = super().__call__(environ)
+            return full
+        request, answer = answered
+        # The server sends the answer's status line, headers and body as they are.
+        response = HttpResponse(answer.content, status=answer.status, reason=answer.reason)
+        del response["Content-Type"]
+        for name, value in answer.headers:
+            response.headers[name] = value
         request._dont_enforce_csrf_checks = not self.enforce_csrf_checks  # type: ignore[attr-defined]
         conditional_content_removal(request, response)  # what the server does for HEAD
         response.wsgi_request = request  # type: ignore[attr-defined]

@@ -174,7 +174,7 @@ def test_it_answers_503_and_logs_the_5xx_with_its_traceback(no_full_stack: mock.
 @pytest.mark.django_db(transaction=True)
 def test_an_exception_outside_the_view_is_a_logged_500(no_full_stack: mock.MagicMock, log: io.StringIO) -> None:
     endpoint, token = make_endpoint()
-    with mock.patch.object(receiver, "receive", side_effect=RuntimeError("boom " + endpoint.slug)):
+    with mock.patch.object(receiver, "receive_delivery", side_effect=RuntimeError("boom " + endpoint.slug)):
         status, _, _ = call(wsgi.application, "POST", endpoint.path, ORDER, HTTP_X_WEBHOOK_TOKEN=token or "")
     assert status == 500
     assert "Internal Server Error: /hooks/…/ method=POST status=500" in log.getvalue()
