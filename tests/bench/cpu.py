@@ -10,6 +10,7 @@ target it reports the process's CPU time (every thread of it: a background threa
 receiver starts counts too) divided by the requests, in µs:
 
 - insert   one raw durable INSERT per request (the floor in docs/architecture.md)
+- lean     the same INSERT, served with only the security and common middleware
 - token    the real receiver, shared-token endpoint (rate limit + verify + dedupe + store)
 
 Rounds interleave the targets, so a neighbour's load spreads over both. The database server's
@@ -144,6 +145,7 @@ def main() -> None:
         receiver = "/hooks/" + token["slug"] + "/"
         targets = {
             "insert": ("/bench/insert/", {}),
+            "lean": ("/bench/lean/insert/", {}),
             "token": (receiver, {token["token_header"]: token["token"]}),
         }
         for path, headers in targets.values():

@@ -4,7 +4,7 @@
 
 Requests per second on a machine shared with other work move by ±20 % between runs; the
 CPU a delivery costs moves much less. This serves the same production setup as
-tests/bench/ingest.py (PostgreSQL + Redis, granian 2 x 8, a task worker, the periodic tasks
+tests/bench/ingest.py (PostgreSQL + Redis, granian 2 x 16, a task worker, the periodic tasks
 queued), loads each target with wrk, and reads from /proc the CPU time spent meanwhile by
 the web processes, by the worker and by the PostgreSQL processes of the benchmark's database
 (its backends and autovacuum), including a few seconds after the load so the worker's

@@ -3,7 +3,8 @@
     .venv/bin/python tests/bench/ingest.py [--duration 10] [--connections 32] [--json var/bench/ingest.json]
 
 Starts the production setup (DJANGO_ENV=production, PostgreSQL, Redis, granian with
-WEB_CONCURRENCY=2 web processes of 8 threads, and a task worker), loads each target with
+WEB_CONCURRENCY=2 web processes of 16 threads (the README's production command; --threads
+to change it), and a task worker), loads each target with
 `wrk` on 127.0.0.1, then does the same on the embedded SQLite default (one web process).
 Targets, on the same server:
 
@@ -216,7 +217,12 @@ def bench_setup(setup: Setup, args: argparse.Namespace, logdir: Path) -> list[di
     return rows
 
 
-def postgres_setup(logdir: Path) -> Setup:
+# The README's production command: 2 processes of 16 threads on 2 cores (docs/performance.md,
+# "Server sizing": the receiver's group commit fills larger batches with more threads waiting).
+POSTGRES_THREADS = 16
+
+
+def postgres_setup(logdir: Path, threads: int = POSTGRES_THREADS) -> Setup:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {PG_DATABASE}")
@@ -230,7 +236,7 @@ def postgres_setup(logdir: Path) -> Setup:
             row = conn.execute(sql, params).fetchone()
             return int(row[0]) if row else 0
 
-    return Setup("postgresql", env, port, workers=2, threads=8, count_sql=count_sql)
+    return Setup("postgresql", env, port, workers=2, threads=threads, count_sql=count_sql)
 
 
 def sqlite_setup(logdir: Path) -> Setup:
@@ -319,6 +325,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians are reported")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "ingest.json")
     parser.add_argument("--only", choices=["postgresql", "sqlite"])
+    parser.add_argument("--threads", type=int, default=POSTGRES_THREADS, help="threads per PostgreSQL web process")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
@@ -327,7 +334,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="inbox-bench-") as tmp:
         logdir = Path(tmp)
         if args.only in (None, "postgresql"):
-            rows += bench_setup(postgres_setup(logdir), args, logdir)
+            rows += bench_setup(postgres_setup(logdir, args.threads), args, logdir)
         if args.only in (None, "sqlite"):
             rows += bench_setup(sqlite_setup(logdir), args, logdir)
 
@@ -336,6 +343,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
         "duration_s": args.duration,
         "connections": args.connections,
+        "postgresql_threads": args.threads,
         "rounds": args.rounds,
         "rows": rows,
         "runs": rounds,

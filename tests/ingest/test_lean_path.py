@@ -180,3 +180,46 @@ def test_an_exception_outside_the_view_is_a_logged_500(no_full_stack: mock.Magic
     assert "Internal Server Error: /hooks/…/ method=POST status=500" in log.getvalue()
     assert "RuntimeError: boom …" in log.getvalue()
     assert endpoint.slug not in log.getvalue()
+
+
+@pytest.mark.django_db
+@override_settings(**PRODUCTION_HEADERS)
+def test_it_renders_an_endpoint_s_answer_once_and_gives_each_delivery_the_same() -> None:
+    endpoint, token = make_endpoint()
+    client = Client(REMOTE_ADDR="203.0.113.7", HTTP_X_WEBHOOK_TOKEN=token or "")
+    with mock.patch.object(receiver, "accepted_response", wraps=receiver.accepted_response) as render:
+        first, second = (client.post(endpoint.path, ORDER, "application/json", secure=True) for _ in range(2))
+    assert render.call_count == 1
+    assert (first.status_code, first.content, headers_of(first)) == (200, second.content, headers_of(second))
+    assert Message.objects.count() == 2
+    full = full_stack_client(REMOTE_ADDR="203.0.113.7").post(
+        endpoint.path, ORDER, "application/json", secure=True, HTTP_X_WEBHOOK_TOKEN=token or ""
+    )
+    assert headers_of(second) == headers_of(full)
+
+
+@pytest.mark.django_db
+@override_settings(**PRODUCTION_HEADERS)
+def test_it_answers_hsts_only_over_https_whichever_came_first() -> None:
+    endpoint, token = make_endpoint()
+    client = Client(REMOTE_ADDR="203.0.113.7", HTTP_X_WEBHOOK_TOKEN=token or "")
+    over_https = client.post(endpoint.path, ORDER, "application/json", secure=True)
+    # Behind a proxy that does not say https, SECURE_SSL_REDIRECT sends it to Django (301).
+    with override_settings(SECURE_SSL_REDIRECT=False):
+        plain_http = client.post(endpoint.path, ORDER, "application/json")
+    assert over_https.status_code == plain_http.status_code == 200
+    assert "Strict-Transport-Security" in over_https
+    assert "Strict-Transport-Security" not in plain_http
+
+
+@pytest.mark.django_db
+def test_an_edited_answer_applies_to_the_next_delivery() -> None:
+    endpoint, token = make_endpoint()
+    client = Client(REMOTE_ADDR="203.0.113.7", HTTP_X_WEBHOOK_TOKEN=token or "")
+    before = client.post(endpoint.path, ORDER, "application/json")
+    endpoint.response_status, endpoint.response_body = 202, '{"queued": true}'
+    endpoint.save()
+    after = client.post(endpoint.path, ORDER, "application/json")
+    assert (before.status_code, after.status_code) == (200, 202)
+    assert after.content == b'{"queued": true}'
+    assert after["Content-Length"] == str(len(after.content))
