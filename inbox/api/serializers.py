@@ -70,8 +70,9 @@ class StrictFieldsMixin:
             raise serializers.ValidationError(errors)
 
 
-class HmacOptionsSerializer(serializers.Serializer[dict[str, Any]]):
-    """The generic HMAC preset's parameters (the endpoint form's "hmac_" fields)."""
+class HmacOptionsSerializer(StrictFieldsMixin, serializers.Serializer[dict[str, Any]]):
+    """The generic HMAC preset's parameters (the endpoint form's "hmac_" fields); a key that is
+    not one of them (a typo such as `digets`) is refused, not dropped."""
 
     header = serializers.CharField(max_length=100, validators=[validate_header_name])
     digest = serializers.ChoiceField(choices=list(DIGESTS), default="sha256")

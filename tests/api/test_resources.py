@@ -74,6 +74,16 @@ def test_a_provider_issued_secret_and_generic_hmac_are_taken_as_given(manager_ap
     assert hmac.json()["credential"]["secret"]
 
 
+def test_a_misspelt_hmac_option_is_refused_not_dropped(manager_api: Api) -> None:
+    response = manager_api.post(
+        "/api/v1/endpoints/",
+        {"name": "custom", "auth": "hmac", "scheme_options": {"header": "X-Sig", "digets": "sha1"}},
+    )
+    assert response.status_code == 400, response.content
+    assert response.json() == {"scheme_options": {"digets": ["Unknown field."]}}
+    assert not Endpoint.objects.filter(name="custom").exists()
+
+
 def test_it_updates_rotates_and_deletes_an_endpoint(manager_api: Api, provider: Client) -> None:
     endpoint, old = make_endpoint()
     patched = manager_api.patch(f"/api/v1/endpoints/{endpoint.pk}/", {"enabled": False, "description": "x"})
