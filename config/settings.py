@@ -403,7 +403,13 @@ LOGGING = {
         "one_line_4xx": {"()": "inbox.logs.OneLine4xx"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_receiver_slugs"]},
+        # On the handler, not a logger: a logger's filters never see its children's records
+        # (django.security.DisallowedHost reaches django.security's handlers unfiltered).
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["one_line_4xx", "redact_receiver_slugs"],
+        },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
@@ -414,6 +420,9 @@ LOGGING = {
             "filters": ["quiet_receiver_4xx", "one_line_4xx"],
             "propagate": False,
         },
+        # Django's refusals of suspicious requests (a Host outside ALLOWED_HOSTS, a malformed
+        # cookie): 400s, logged at ERROR with a traceback by Django; one bounded line here.
+        "django.security": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         # runserver's request lines, when it is used instead of granian.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },

@@ -27,7 +27,8 @@ from contextvars import ContextVar, Token
 from django.http import HttpRequest, HttpResponseBase
 
 RECEIVER_PREFIX = "/hooks/"
-RECEIVER_PATH = re.compile(r"/hooks/[^/\s?#\"']+")
+# Any case: /HOOKS/<slug>/ is no receiver URL (a 404), but the slug in it may be a real one.
+RECEIVER_PATH = re.compile(r"/hooks/[^/\s?#\"']+", re.IGNORECASE)
 REDACTED_PATH = "/hooks/…"
 # Shorter strings are not slugs new_slug() makes (22+ characters), and replacing them
 # everywhere would garble the line: /hooks/a/ is redacted by RECEIVER_PATH alone.
@@ -40,13 +41,13 @@ def redact(text: str, slug: str | None = None) -> str:
     """`text` with receiver paths, and `slug` wherever it appears, replaced."""
     if slug and len(slug) >= MIN_SLUG and slug in text:
         text = text.replace(slug, "…")
-    if RECEIVER_PREFIX in text:
+    if RECEIVER_PREFIX in text.lower():
         text = RECEIVER_PATH.sub(REDACTED_PATH, text)
     return text
 
 
 def slug_of(path: str) -> str | None:
-    if not path.startswith(RECEIVER_PREFIX):
+    if path[: len(RECEIVER_PREFIX)].lower() != RECEIVER_PREFIX:
         return None
     return path[len(RECEIVER_PREFIX) :].partition("/")[0] or None
 
@@ -87,10 +88,21 @@ class QuietReceiver4xx(logging.Filter):
 
 
 class OneLine4xx(logging.Filter):
+    """A 4xx is the client's doing: one line, no traceback, and bounded (Django's refusal of a
+    Host header quotes the header twice, so a 5 KB Host would write 10 KB a request)."""
+
+    LIMIT = 500
+
     def filter(self, record: logging.LogRecord) -> bool:
         status = getattr(record, "status_code", None)
         if isinstance(status, int) and status < 500:
             record.exc_info, record.exc_text, record.stack_info = None, None, None
+            try:
+                message = record.getMessage()
+            except Exception:  # arguments that do not fit the format: the next filter says so
+                return True
+            if len(message) > self.LIMIT:
+                record.msg, record.args = f"{message[: self.LIMIT]}… ({len(message) - self.LIMIT} more characters)", ()
         return True
 
 

@@ -98,6 +98,18 @@ def test_it_rotates_the_token(staff_client: Client, provider: Client) -> None:
     assert shown_token(staff_client.get(f"/endpoints/{endpoint.pk}/").content) is None
 
 
+def test_it_says_which_credential_a_message_came_with_during_a_rotation(staff_client: Client, provider: Client) -> None:
+    endpoint, old_token = make_endpoint()
+    rotated = csrf_post(staff_client, f"/endpoints/{endpoint.pk}/rotate/", {"grace_hours": "24"})
+    new_token = shown_token(staff_client.get(rotated["Location"]).content)
+    for token in (old_token, new_token):
+        sent = provider.post(endpoint.path, b"{}", content_type="application/json", headers={"X-Webhook-Token": token})
+        assert sent.status_code == 200
+    old, new = Message.objects.order_by("pk")
+    assert "with the previous credential" in staff_client.get(old.get_absolute_url()).content.decode()
+    assert "with the current credential" in staff_client.get(new.get_absolute_url()).content.decode()
+
+
 def test_it_asks_before_rotating(staff_client: Client) -> None:
     endpoint, token = make_endpoint()
     page = staff_client.get(f"/endpoints/{endpoint.pk}/rotate/").content.decode()

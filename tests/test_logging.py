@@ -134,6 +134,33 @@ def test_it_never_logs_the_slug_of_a_4xx_under_the_receiver(crashing_client: Cli
     assert "django.request" not in log.text
 
 
+def test_it_never_logs_a_slug_in_a_path_of_another_case(crashing_client: Client, log: Log) -> None:
+    endpoint, token = make_endpoint()
+    response = crashing_client.post(
+        f"/HOOKS/{endpoint.slug}/", b"{}", content_type="application/json", headers={"X-Webhook-Token": token or ""}
+    )
+    assert response.status_code == 404
+    assert "Not Found: /hooks/…/ method=POST status=404" in log.text
+    assert endpoint.slug not in log.text
+
+
+@pytest.mark.parametrize("path", ["/hooks/{slug}/", "/endpoints/"])
+def test_it_logs_a_refused_host_as_one_bounded_line(crashing_client: Client, log: Log, path: str) -> None:
+    endpoint, _ = make_endpoint()
+    host = "evil-" + "x" * 5000 + ".example"
+    response = crashing_client.post(
+        path.format(slug=endpoint.slug), b"{}", content_type="application/json", HTTP_HOST=host
+    )
+    assert response.status_code == 400
+    lines = log.text.strip().splitlines()
+    assert len(lines) == 1, log.text[:2000]
+    assert "ERROR django.security.DisallowedHost Invalid HTTP_HOST header" in lines[0]
+    assert "more characters)" in lines[0]
+    assert len(lines[0]) < 700
+    assert "Traceback" not in log.text
+    assert endpoint.slug not in log.text
+
+
 # --- The access log -------------------------------------------------------------------------------
 def _call(app: Any, method: str, path: str, body: bytes = b"", **headers: str) -> tuple[str, bytes]:
     """Call a WSGI app the way granian does, closing what it answered."""

@@ -67,6 +67,9 @@ def test_it_keeps_the_slug_off_the_message_page_even_for_managers(staff_client: 
 def test_a_new_url_asks_first_then_shows_the_new_one_once(staff_client: Client, provider: Client) -> None:
     endpoint, token = make_endpoint("shop")
     old_path = endpoint.path
+    headers = {"X-Webhook-Token": token or ""}
+    # The old URL in use (so the receiver's endpoint cache holds it) until the new one is made.
+    assert provider.post(old_path, b"{}", content_type="application/json", headers=headers).status_code == 200
     asked = staff_client.get(f"/endpoints/{endpoint.pk}/new-url/")
     assert "Give “shop” a new receiver URL?" in asked.content.decode()
     assert "stops working at once" in asked.content.decode()
@@ -83,7 +86,6 @@ def test_a_new_url_asks_first_then_shows_the_new_one_once(staff_client: Client, 
     assert f'value="{endpoint.url}"' in first
     assert endpoint.slug not in staff_client.get(made["Location"]).content.decode()
 
-    headers = {"X-Webhook-Token": token or ""}
     assert provider.post(old_path, b"{}", content_type="application/json", headers=headers).status_code == 404
     assert provider.post(endpoint.path, b"{}", content_type="application/json", headers=headers).status_code == 200
     entry = AuditEntry.objects.get()

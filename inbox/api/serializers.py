@@ -295,6 +295,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "idempotency_key",
             "remote_addr",
             "verification",
+            "secret_used",
             "status",
             "body_size",
             "json",

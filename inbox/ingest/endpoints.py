@@ -55,6 +55,12 @@ def endpoint_for_slug(slug: str) -> Endpoint | None:
 @receiver(pre_delete, sender=Endpoint, dispatch_uid="inbox.ingest.endpoints.endpoint_deleted")
 def _endpoint_changed(sender: type[Endpoint], instance: Endpoint, **kwargs: Any) -> None:
     forget_endpoint(instance.slug)
+    # A new URL (the slug changed): the old slug's entry must go too, or the old URL would
+    # keep working until the entry expires.
+    with _endpoint_cache_lock:
+        stale = [slug for slug, (_, cached) in _endpoint_cache.items() if cached and cached.pk == instance.pk]
+        for slug in stale:
+            del _endpoint_cache[slug]
 
 
 @receiver(post_save, sender=Destination, dispatch_uid="inbox.ingest.endpoints.destination_saved")

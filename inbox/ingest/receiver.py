@@ -242,10 +242,13 @@ class Accepted:
     endpoint: Endpoint
 
 
+# RFC 9110 (15.3.5, 15.3.6): a 204 and a 205 carry no content, whatever the endpoint's body says.
+NO_CONTENT = frozenset({204, 205})
+
+
 def accepted_response(endpoint: Endpoint) -> HttpResponse:
-    return HttpResponse(
-        endpoint.response_body, status=endpoint.response_status, content_type=endpoint.answer_content_type
-    )
+    body = "" if endpoint.response_status in NO_CONTENT else endpoint.response_body
+    return HttpResponse(body, status=endpoint.response_status, content_type=endpoint.answer_content_type)
 
 
 # Every answer of the receiver: nothing in it may run, be framed, or be loaded as a script or
@@ -299,7 +302,9 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse | Accepted:
         allowed = (*allowed, "GET")  # the handshake's own GET, answered below, never stored
     if request.method in ("HEAD", "OPTIONS"):
         # Some providers probe a URL before they use it; neither ever stores anything.
-        response = HttpResponse(status=200 if request.method == "HEAD" else 204)
+        response = HttpResponse(
+            status=200 if request.method == "HEAD" else 204, content_type="text/plain; charset=utf-8"
+        )
         response["Allow"] = ", ".join((*allowed, "HEAD", "OPTIONS"))
         return response
     if request.method not in allowed:
@@ -344,6 +349,10 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse | Accepted:
         parsed = parse_json(raw) if payload is SLOW else payload
         secret = next((c.value for c in credentials if c.label == verdict.matched), "")
         answer = handshake.answer(delivery, parsed, secret)
+        if answer is not None and answer.status >= 400:
+            # A handshake the provider got wrong is a refusal like any other: logged, counted,
+            # in the rejected log.
+            return _refuse(request, endpoint, answer.status, answer.body.decode(errors="replace").strip(), len(raw))
         if answer is not None:
             logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, endpoint.preset.name)
             return _answer(answer)

@@ -160,7 +160,7 @@ def test_the_message_list_takes_the_list_pages_filters(manager_api: Api) -> None
     message = by_json[0]
     assert set(message) == {
         "id", "endpoint", "endpoint_name", "received_at", "method", "query_string", "content_type", "headers",
-        "event_type", "idempotency_key", "remote_addr", "verification", "status", "body_size", "json",
+        "event_type", "idempotency_key", "remote_addr", "verification", "secret_used", "status", "body_size", "json",
     }  # fmt: skip
     assert (message["endpoint"], message["endpoint_name"], message["json"]["amount"]) == (shop.pk, "shop", 30)
 

@@ -223,3 +223,24 @@ def test_an_edited_answer_applies_to_the_next_delivery() -> None:
     assert (before.status_code, after.status_code) == (200, 202)
     assert after.content == b'{"queued": true}'
     assert after["Content-Length"] == str(len(after.content))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("status", "length"), [(204, None), (205, "0")])
+def test_a_configured_no_content_answer_carries_none(status: int, length: str | None) -> None:
+    endpoint, token = make_endpoint(response_status=status)  # the default body, "Message received."
+    answered, headers, body = call(wsgi.application, "POST", endpoint.path, ORDER, HTTP_X_WEBHOOK_TOKEN=token or "")
+    assert (answered, body) == (status, b"")
+    assert headers.get("Content-Length") == length, "RFC 9110: no Content-Length on a 204, nothing after it"
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("OPTIONS", 204)])
+def test_a_probe_is_answered_as_plain_text_like_every_other_answer(method: str, status: int) -> None:
+    endpoint, _ = make_endpoint()
+    answered, headers, _ = call(wsgi.application, method, endpoint.path)
+    assert answered == status
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert headers["Allow"] == "POST, HEAD, OPTIONS"
+    assert not Message.objects.exists()

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import logging
 import threading
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -14,8 +17,9 @@ from django.db import OperationalError, close_old_connections, connection, model
 from django.test import Client
 from django.utils import timezone
 
+from inbox import counters
 from inbox.ingest import store
-from inbox.models import Endpoint, Message
+from inbox.models import Endpoint, Message, RejectedAttempt
 from tests.conftest import is_postgres, make_endpoint
 
 pytestmark = pytest.mark.django_db
@@ -474,3 +478,24 @@ def test_it_builds_the_row_without_the_model_or_a_second_json_encoding(
     stored = Message.objects.get(event_type="order.paid")
     assert stored.body == body
     assert stored.json == json.loads(body)
+
+
+@pytest.mark.django_db
+def test_a_handshake_the_provider_got_wrong_is_refused_and_counted_like_any_refusal() -> None:
+    endpoint, _ = make_endpoint("zoom-ep", secret="zoom-secret-token-0123456789", auth="zoom")
+    body = b'{"event": "endpoint.url_validation", "payload": {}}'
+    timestamp = str(int(time.time()))
+    signature = hmac.new(b"zoom-secret-token-0123456789", f"v0:{timestamp}:".encode() + body, hashlib.sha256)
+    response = Client().post(
+        endpoint.path,
+        body,
+        content_type="application/json",
+        headers={"x-zm-request-timestamp": timestamp, "x-zm-signature": "v0=" + signature.hexdigest()},
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    rejected = RejectedAttempt.objects.get()
+    assert (rejected.endpoint, rejected.status) == (endpoint, 400)
+    assert "plainToken" in rejected.reason
+    assert not Message.objects.exists()
+    assert counters.for_endpoint(endpoint.pk)["rejected"] == 1
