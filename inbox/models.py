@@ -370,9 +370,13 @@ class Endpoint(models.Model):
         """The configured content type if it is inert, text/plain otherwise (rows saved
         before the allowlist existed)."""
         value = self.response_content_type
-        if content_type_base(value) in INERT_CONTENT_TYPES and not LINE_CONTROL_RE.search(value):
-            return value
-        return "text/plain"
+        if not (content_type_base(value) in INERT_CONTENT_TYPES and not LINE_CONTROL_RE.search(value)):
+            return "text/plain; charset=utf-8"
+        if "charset=" in value.lower() or content_type_base(value) == "application/json":
+            return value  # JSON is UTF-8 by definition (RFC 8259) and takes no charset
+        # The body is sent encoded as UTF-8 (DEFAULT_CHARSET): say so, or a client may read
+        # a non-ASCII answer as Latin-1.
+        return f"{value}; charset=utf-8"
 
     @property
     def path(self) -> str:

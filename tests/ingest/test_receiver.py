@@ -244,6 +244,13 @@ def test_it_answers_with_the_endpoints_configured_response(provider: Client) -> 
     )
 
 
+def test_it_names_the_charset_of_a_text_answer(provider: Client) -> None:
+    endpoint, token = make_endpoint(response_body="Reçu, merci.", response_content_type="text/plain")
+    response = deliver(provider, endpoint, token)
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content.decode("utf-8") == "Reçu, merci."
+
+
 # --- Rate limiting -------------------------------------------------------------------------
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
