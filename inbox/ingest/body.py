@@ -17,7 +17,9 @@ from inbox.charsets import decode_declared
 from inbox.models import REDACTED, Endpoint, Message
 
 # Documents nested deeper than this are kept as raw bytes only: PostgreSQL's jsonb and
-# Python's own encoder both have recursion limits, and no real webhook comes close.
+# Python's own encoder both have recursion limits, and no real webhook comes close. A level
+# is an object or an array: 128 arrays inside each other are kept, 129 are not, and objects
+# alike, whatever the innermost holds (`[]`, `{}` or `{"a": 1}`).
 MAX_JSON_DEPTH = 128
 
 
@@ -30,12 +32,16 @@ def _clean_str(value: str) -> str:
 
 
 def _storable(value: Any, depth: int = 0) -> Any:
-    if depth > MAX_JSON_DEPTH:
-        raise ValueError("nested too deeply")
+    """`value` with what jsonb refuses replaced; ValueError when it cannot be stored.
+    `depth`: how many objects and arrays hold `value`."""
     if isinstance(value, str):
         return _clean_str(value)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("non-finite number")
+    if isinstance(value, dict | list) and depth >= MAX_JSON_DEPTH:
+        # This container is level depth + 1. Only containers count: a scalar adds no level,
+        # and an empty one is a level though nothing sits inside it.
+        raise ValueError("nested too deeply")
     if isinstance(value, dict):
         return {_clean_str(k): _storable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
@@ -66,6 +72,7 @@ def parse_json_as_is(raw: bytes) -> Any | None:
     if not raw or raw.lstrip()[:1] not in (b"{", b"["):
         # Only documents are worth parsing: a bare string or number is stored as text.
         return None
+    # At most MAX_JSON_DEPTH brackets in all (in strings too) cannot nest deeper than that.
     if b"\\u0000" in raw or _LONG_NUMBER.search(raw) or raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
         return SLOW
     try:

@@ -226,6 +226,28 @@ def test_it_keeps_unstorable_json_as_raw_body_only(provider: Client, body: bytes
     assert message.body == body
 
 
+NESTINGS = {
+    "arrays": lambda n: b"[" * n + b"]" * n,
+    "objects": lambda n: b'{"a":' * n + b"1" + b"}" * n,
+    "objects-around-an-empty-one": lambda n: b'{"a":' * (n - 1) + b"{}" + b"}" * (n - 1),
+    "arrays-around-a-number": lambda n: b"[" * n + b"1" + b"]" * n,
+}
+
+
+def test_it_keeps_json_nested_128_levels_and_not_129_arrays_and_objects_alike(provider: Client) -> None:
+    # README: documents "nested deeper than 128 levels" are kept as raw body only; a level is
+    # an array or an object, whatever the innermost one holds.
+    endpoint, token = make_endpoint()
+    sent = {f"{kind} {levels}": nested(levels) for kind, nested in NESTINGS.items() for levels in (128, 129)}
+    for name, body in sent.items():
+        assert deliver(provider, endpoint, token, body=body, headers={"X-Kind": name}).status_code == 200
+    stored = {message.headers["X-Kind"]: message for message in Message.objects.all()}
+    assert {name: message.body for name, message in stored.items()} == sent
+    parsed = {name: message.json is not None for name, message in stored.items()}
+    assert parsed == {name: name.endswith(" 128") for name in sent}
+    assert stored["arrays 128"].json == json.loads(sent["arrays 128"])
+
+
 def test_it_needs_no_csrf_token(provider: Client) -> None:
     # `provider` enforces CSRF checks like a browser would; the receiver is exempt.
     endpoint, token = make_endpoint()

@@ -686,6 +686,108 @@ def test_it_answers_metas_subscription_check_with_our_verify_token_only() -> Non
     assert RejectedAttempt.objects.count() == 1
 
 
+def _signed_handshake(preset: str, body: bytes, **headers: str) -> Any:
+    case = next(c for c in CASES if c.preset == preset)
+    endpoint = endpoint_for(case)
+    return send(case, endpoint, body, {**case.sign(case.secret, body, int(time.time()), ""), **headers})
+
+
+LONGEST = "c" * 1000  # the longest challenge echoed (handshakes.MAX_CHALLENGE)
+UNUSABLE_CHALLENGES = [
+    ("null", b"Missing challenge."),
+    ('{"a": 1}', b"challenge is not a string."),
+    ("12345", b"challenge is not a string."),
+    ('""', b"Empty challenge."),
+    (json.dumps(LONGEST + "c"), b"challenge is longer than 1,000 characters."),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("challenge", "reason"), [(None, b"Missing challenge."), *UNUSABLE_CHALLENGES])
+def test_it_refuses_a_slack_url_verification_without_a_usable_challenge(challenge: str | None, reason: bytes) -> None:
+    # Slack waits for the challenge it sent; 200 with "None", a repr or nothing is no answer.
+    field = "" if challenge is None else f', "challenge": {challenge}'
+    response = _signed_handshake("slack", f'{{"token": "x", "type": "url_verification"{field}}}'.encode())
+    assert (response.status_code, response.content.strip()) == (400, reason)
+    assert response["Content-Type"].startswith("text/plain")
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("challenge", "reason"), [(None, b"Missing challenge."), *UNUSABLE_CHALLENGES])
+def test_it_refuses_a_twitch_callback_verification_without_a_usable_challenge(
+    challenge: str | None, reason: bytes
+) -> None:
+    data = json.loads(fixture("twitch", "webhook_callback_verification.json"))
+    if challenge is None:
+        del data["challenge"]
+    else:
+        data["challenge"] = json.loads(challenge)
+    body = json.dumps(data).encode()
+    response = _signed_handshake("twitch", body, **{"Twitch-Eventsub-Message-Type": "webhook_callback_verification"})
+    assert (response.status_code, response.content.strip()) == (400, reason)
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("plain_token", "reason"),
+    [("", b"Empty payload.plainToken."), (LONGEST + "c", b"payload.plainToken is longer than 1,000 characters.")],
+)
+def test_it_refuses_a_zoom_url_validation_with_an_empty_or_overlong_token(plain_token: str, reason: bytes) -> None:
+    body = json.dumps({"payload": {"plainToken": plain_token}, "event": "endpoint.url_validation"}).encode()
+    response = _signed_handshake("zoom", body)
+    assert (response.status_code, response.content.strip()) == (400, reason)
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("challenge", "reason"),
+    [
+        (None, "Missing hub.challenge."),
+        ("", "Empty hub.challenge."),
+        (LONGEST + "c", "hub.challenge is longer than 1,000 characters."),
+    ],
+)
+def test_it_refuses_metas_subscription_check_without_a_usable_challenge(challenge: str | None, reason: str) -> None:
+    endpoint = Endpoint(name="meta", auth="meta")
+    shown = endpoint.set_secret("0123456789abcdef0123456789abcdef")
+    endpoint.save()
+    query = {"hub.mode": "subscribe", "hub.verify_token": shown["verify_token"]}
+    if challenge is not None:
+        query["hub.challenge"] = challenge
+    response = Client().get(endpoint.path, query)
+    assert (response.status_code, response.content.decode().strip()) == (400, reason)
+    assert not Message.objects.exists()
+    assert RejectedAttempt.objects.get().reason == reason
+
+
+@pytest.mark.django_db
+def test_it_echoes_a_challenge_of_1000_characters_whole_and_refuses_a_longer_one() -> None:
+    # Cutting a longer one to 1,000 would answer 200 with what the provider never sent.
+    endpoint = Endpoint(name="meta", auth="meta")
+    shown = endpoint.set_secret("0123456789abcdef0123456789abcdef")
+    endpoint.save()
+    query = {"hub.mode": "subscribe", "hub.verify_token": shown["verify_token"]}
+    longest = Client().get(endpoint.path, {**query, "hub.challenge": LONGEST})
+    assert (longest.status_code, longest.content) == (200, LONGEST.encode())
+    slack = _signed_handshake("slack", json.dumps({"type": "url_verification", "challenge": LONGEST}).encode())
+    assert (slack.status_code, slack.content) == (200, LONGEST.encode())
+    too_long = Client().get(endpoint.path, {**query, "hub.challenge": LONGEST + "c"})
+    assert too_long.status_code == 400
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["true", "1.0", "false", "0.0"])
+def test_it_stores_a_discord_delivery_whose_type_is_not_the_integer_of_a_ping(kind: str) -> None:
+    # Only the JSON integers 1 (interactions) and 0 (webhook events) are PINGs.
+    body = f'{{"type": {kind}, "application_id": "1"}}'.encode()
+    response = _signed_handshake("discord", body)
+    assert (response.status_code, response.content) == (200, b"Message received.")
+    assert Message.objects.get().body == body
+
+
 @pytest.mark.django_db
 def test_it_stores_and_marks_githubs_ping() -> None:
     case = next(c for c in CASES if c.preset == "github")
