@@ -95,6 +95,21 @@ class _LogWhenClosed:
             self.log()
 
 
+def without_length_on_204(app: WSGIApp) -> WSGIApp:
+    """RFC 9110 8.6: a 204 carries no Content-Length, and CommonMiddleware gives every response
+    one (`Content-Length: 0` on the dashboard's htmx polls that have nothing new)."""
+
+    def call(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if status.startswith("204"):
+                headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return call
+
+
 def _wrap(app: WSGIApp) -> WSGIApp:
     return with_access_log(app, settings.TRUSTED_PROXY_HOPS) if settings.ACCESS_LOG else app
 
@@ -106,4 +121,4 @@ from inbox.ingest.wsgi import ReceiverDispatch  # noqa: E402
 
 # Deliveries to /hooks/<slug>/ are answered in front of Django's middleware, signals and
 # URL resolution (inbox/ingest/wsgi.py); the access log sees them like any request.
-application = _wrap(ReceiverDispatch(django_application))
+application = _wrap(ReceiverDispatch(without_length_on_204(django_application)))

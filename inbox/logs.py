@@ -34,6 +34,10 @@ REDACTED_PATH = "/hooks/…"
 # everywhere would garble the line: /hooks/a/ is redacted by RECEIVER_PATH alone.
 MIN_SLUG = 16
 
+# A path segment shaped like a slug (new_slug() makes 32 characters of [A-Za-z0-9_-]) under
+# another prefix: a sender with a wrong URL (/api/v1/<slug>/) must not get its slug logged.
+SLUG_SHAPED_SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_-]{22,}(?=[/\s?#\"']|$)")
+
 _slug: ContextVar[str | None] = ContextVar("receiver_slug", default=None)
 
 
@@ -69,7 +73,7 @@ class RedactReceiverSlugs(logging.Filter):
             message = f"{message} method={method} status={record.status_code}"
             # The request object carries the raw path to any other handler: drop it.
             record.request = None
-        record.msg, record.args = redact(message, slug), ()
+        record.msg, record.args = SLUG_SHAPED_SEGMENT.sub("…", redact(message, slug)), ()
         if record.exc_info and not record.exc_text:
             # Formatted once here, redacted, and cached where the formatter looks for it.
             record.exc_text = logging.Formatter().formatException(record.exc_info)

@@ -319,11 +319,11 @@ CASES = [
     # Methods: probes answer and store nothing; anything not allowed is a 405 with Allow.
     Hostile("head", 200, NOTHING, method="HEAD", then=probe_answer),
     Hostile("options", 204, NOTHING, method="OPTIONS", then=probe_answer),
-    Hostile("put", 405, NOTHING, method="PUT", then=allows("POST")),
-    Hostile("delete", 405, NOTHING, method="DELETE", then=allows("POST")),
-    Hostile("patch", 405, NOTHING, method="PATCH", then=allows("POST")),
-    Hostile("trace", 405, NOTHING, method="TRACE", then=allows("POST")),
-    Hostile("invented-method", 405, NOTHING, method="BREW", then=allows("POST")),
+    Hostile("put", 405, NOTHING, method="PUT", then=allows("POST, HEAD, OPTIONS")),
+    Hostile("delete", 405, NOTHING, method="DELETE", then=allows("POST, HEAD, OPTIONS")),
+    Hostile("patch", 405, NOTHING, method="PATCH", then=allows("POST, HEAD, OPTIONS")),
+    Hostile("trace", 405, NOTHING, method="TRACE", then=allows("POST, HEAD, OPTIONS")),
+    Hostile("invented-method", 405, NOTHING, method="BREW", then=allows("POST, HEAD, OPTIONS")),
     # Header injection: values are stored as data and never reach the response.
     Hostile(
         "crlf-in-a-header",

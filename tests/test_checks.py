@@ -99,6 +99,9 @@ def test_it_passes_the_deployment_checklist_in_production() -> None:
 def test_it_reports_health_without_login(client: Client) -> None:
     response = client.get("/healthz")
     assert (response.status_code, response.content) == (200, b"ok\n")
+    # Many monitors ask with HEAD: the same answer without its body.
+    head = client.head("/healthz")
+    assert (head.status_code, head.content) == (200, b"")
 
 
 @pytest.mark.django_db

@@ -144,6 +144,14 @@ def test_it_never_logs_a_slug_in_a_path_of_another_case(crashing_client: Client,
     assert endpoint.slug not in log.text
 
 
+@pytest.mark.parametrize("prefix", ["/api/v1/", "/messages/", "/endpoints/", "/"])
+def test_it_never_logs_a_slug_sent_under_another_prefix(crashing_client: Client, log: Log, prefix: str) -> None:
+    endpoint, _ = make_endpoint()
+    response = crashing_client.post(f"{prefix}{endpoint.slug}/", b"{}", content_type="application/json")
+    assert response.status_code in (403, 404, 405)
+    assert endpoint.slug not in log.text
+
+
 @pytest.mark.parametrize("path", ["/hooks/{slug}/", "/endpoints/"])
 def test_it_logs_a_refused_host_as_one_bounded_line(crashing_client: Client, log: Log, path: str) -> None:
     endpoint, _ = make_endpoint()

@@ -85,7 +85,7 @@ def test_it_names_the_allowed_methods_when_a_meta_endpoint_refuses_a_plain_get(p
     endpoint, _ = make_endpoint("meta", auth="meta", secret="app-secret", allowed_methods="POST,PUT")
     response = provider.get(f"/hooks/{endpoint.slug}/", {"id": "42"})
     assert response.status_code == 405
-    assert response["Allow"] == "POST, PUT"
+    assert response["Allow"] == "POST, PUT, HEAD, OPTIONS"
     assert "use POST, PUT" in response.content.decode()
 
 

@@ -310,7 +310,7 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse | Accepted:
     if request.method not in allowed:
         logger.info("method not allowed endpoint=%s method=%s", endpoint.pk, (request.method or "")[:10])
         response = plain(405, f"Method not allowed; use {', '.join(allowed)}.")
-        response["Allow"] = ", ".join(allowed)
+        response["Allow"] = ", ".join((*allowed, "HEAD", "OPTIONS"))  # answered too (above)
         return response
 
     request.inbox_endpoint = endpoint  # type: ignore[attr-defined]
@@ -323,11 +323,12 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse | Accepted:
         if answer is not None:
             if answer.status != 200:
                 return _refuse(request, endpoint, answer.status, answer.body.decode().strip())
+            logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, endpoint.preset.name)
             return _answer(answer)
         if "GET" not in endpoint.methods:
             # Not a subscription check, and plain GETs are not allowed: what is.
             methods = ", ".join(endpoint.methods)
-            return plain(405, f"Method not allowed; use {methods}.", Allow=methods)
+            return plain(405, f"Method not allowed; use {methods}.", Allow=f"{methods}, HEAD, OPTIONS")
 
     raw = _read_body(request, endpoint)
     if isinstance(raw, HttpResponse):

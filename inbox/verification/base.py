@@ -66,7 +66,8 @@ class Answer:
 
     status: int
     body: bytes
-    content_type: str = "text/plain"
+    # The body is UTF-8 (an echoed challenge may hold any character): say so.
+    content_type: str = "text/plain; charset=utf-8"
 
 
 def parse_timestamp(value: str, fmt: str) -> float | None:

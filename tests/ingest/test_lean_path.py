@@ -244,3 +244,16 @@ def test_a_probe_is_answered_as_plain_text_like_every_other_answer(method: str, 
     assert headers["Content-Type"] == "text/plain; charset=utf-8"
     assert headers["Allow"] == "POST, HEAD, OPTIONS"
     assert not Message.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dashboard_204_carries_no_content_length_either(django_user_model: Any) -> None:
+    endpoint, _ = make_endpoint()
+    staff = django_user_model.objects.create_superuser("staff", password="x" * 20)
+    client = Client()
+    client.force_login(staff)
+    cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in client.cookies.items())
+    poll = f"/endpoints/{endpoint.pk}/first-delivery/?refused=0"  # nothing yet: 204
+    status, headers, body = call(wsgi.application, "GET", poll, HTTP_COOKIE=cookie, HTTP_HX_REQUEST="true")
+    assert (status, body) == (204, b"")
+    assert "Content-Length" not in headers

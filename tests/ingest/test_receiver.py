@@ -121,7 +121,7 @@ def test_it_refuses_a_method_the_endpoint_does_not_allow(provider: Client) -> No
     endpoint, _ = make_endpoint()
     response = provider.put(endpoint.path, data=ORDER, content_type="application/json")
     assert response.status_code == 405
-    assert response["Allow"] == "POST"
+    assert response["Allow"] == "POST, HEAD, OPTIONS", "HEAD and OPTIONS are answered too"
     assert not Message.objects.exists()
 
 

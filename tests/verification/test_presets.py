@@ -779,6 +779,13 @@ def test_it_echoes_a_challenge_of_1000_characters_whole_and_refuses_a_longer_one
 
 
 @pytest.mark.django_db
+def test_it_echoes_a_non_ascii_challenge_as_utf_8_and_says_so() -> None:
+    slack = _signed_handshake("slack", json.dumps({"type": "url_verification", "challenge": "défi✓"}).encode())
+    assert (slack.status_code, slack.content) == (200, "défi✓".encode())
+    assert slack["Content-Type"] == "text/plain; charset=utf-8"
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("kind", ["true", "1.0", "false", "0.0"])
 def test_it_stores_a_discord_delivery_whose_type_is_not_the_integer_of_a_ping(kind: str) -> None:
     # Only the JSON integers 1 (interactions) and 0 (webhook events) are PINGs.

@@ -18,7 +18,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 from django_htmx.middleware import HtmxDetails
 from django_ratelimit.core import is_ratelimited
 from django_ratelimit.exceptions import Ratelimited
@@ -201,7 +201,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 
 
 # --- Health -------------------------------------------------------------------------------
-@require_GET
+@require_safe  # GET and HEAD: many monitors ask with HEAD
 def healthz(request: HttpRequest) -> HttpResponse:
     """200 `ok` when the database (and Redis, when configured) answers; 503 otherwise."""
     try:
