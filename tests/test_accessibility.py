@@ -9,7 +9,6 @@ so the pages are checked with the CSP they really have (no bypass_csp)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -40,7 +39,15 @@ from inbox.models import (
 )
 from inbox.permissions import MANAGERS
 from tests.conftest import make_endpoint, make_message
-from tests.test_browser import ARTIFACTS, Problems, browser, live_url, log_in, make_user  # noqa: F401 - fixtures
+from tests.test_browser import (  # noqa: F401 - fixtures
+    ARTIFACTS,
+    Problems,
+    browser,
+    live_url,
+    log_in,
+    make_user,
+    themed_page,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -295,18 +302,12 @@ def visit_every_page(checker: Checker, world: World) -> None:
     checker.go(f"/alerts/rules/{world.alert_rule.pk}/edit/", "alert-rule-edit")
 
 
-@pytest.fixture(params=[(1366, "light"), (1366, "dark"), (390, "light"), (390, "dark")], ids=lambda p: f"{p[0]}-{p[1]}")
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:  # noqa: F811
-    width, scheme = request.param
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    page.emulate_media(color_scheme=scheme)
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-
-
-def test_it_has_no_serious_accessibility_violation_on_any_page(page: Page, live_url: str, request: Any) -> None:  # noqa: F811
+def test_it_has_no_serious_accessibility_violation_on_any_page(
+    themed_page: Page,  # noqa: F811 - the fixture
+    live_url: str,  # noqa: F811
+    request: Any,
+) -> None:
+    page = themed_page
     problems = Problems(page)
     world = World()
     label = request.node.callspec.id

@@ -92,6 +92,20 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+@pytest.fixture(params=[(1366, "light"), (1366, "dark"), (390, "light"), (390, "dark")], ids=lambda p: f"{p[0]}-{p[1]}")
+def themed_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page at each width the house checks (1366, 390 px) in each colour scheme;
+    `page.label` names the pass ("390-dark") for screenshots."""
+    width, scheme = request.param
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.emulate_media(color_scheme=scheme)
+    page.set_default_timeout(10_000)
+    page.label = f"{width}-{scheme}"  # type: ignore[attr-defined]
+    yield page
+    context.close()
+
+
 @pytest.fixture
 def live_url(live_server: Any, settings: Any) -> str:
     # Endpoint pages print PUBLIC_BASE_URL + path; it must be the live server, not :8000.

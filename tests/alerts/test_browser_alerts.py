@@ -5,18 +5,17 @@ however long, wraps in its error instead of widening the page."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from inbox.models import Alert, AlertKind, AlertRule, AlertState, Notice
 from inbox.permissions import MANAGERS
 from tests.alerts.conftest import make_rule
 from tests.conftest import make_endpoint
-from tests.test_browser import ARTIFACTS, browser, live_url, log_in, make_user  # noqa: F401 - fixtures
+from tests.test_browser import ARTIFACTS, browser, live_url, log_in, make_user, themed_page  # noqa: F401 - fixtures
 from tests.test_browser_confirm import Questions
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -68,24 +67,16 @@ def three_alerts() -> dict[str, AlertRule]:
     return {"failing": failing, "quiet": quiet, "refused": refused}
 
 
-@pytest.fixture(params=[(1366, "light"), (1366, "dark"), (390, "light"), (390, "dark")], ids=lambda p: f"{p[0]}-{p[1]}")
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:  # noqa: F811
-    width, scheme = request.param
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    page.emulate_media(color_scheme=scheme)
-    page.set_default_timeout(10_000)
-    page.label = f"{width}-{scheme}"  # type: ignore[attr-defined]
-    yield page
-    context.close()
-
-
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / f"alerts-{name}-{page.label}.png", full_page=True)  # type: ignore[attr-defined]
 
 
-def test_it_shows_open_acknowledged_and_resolved_alerts_and_asks_before_deleting(page: Page, live_url: str) -> None:  # noqa: F811
+def test_it_shows_open_acknowledged_and_resolved_alerts_and_asks_before_deleting(
+    themed_page: Page,  # noqa: F811 - the fixture
+    live_url: str,  # noqa: F811
+) -> None:
+    page = themed_page
     questions = Questions(page)
     rules = three_alerts()
     log_in(page, live_url, "manager")
@@ -144,7 +135,8 @@ def test_it_shows_open_acknowledged_and_resolved_alerts_and_asks_before_deleting
     questions.assert_all_asked()
 
 
-def test_it_wraps_a_long_invalid_filter_value(page: Page, live_url: str) -> None:  # noqa: F811
+def test_it_wraps_a_long_invalid_filter_value(themed_page: Page, live_url: str) -> None:  # noqa: F811
+    page = themed_page
     three_alerts()
     log_in(page, live_url, "manager")
     page.goto(f"{live_url}/alerts/?state=" + "\u202e" + "x" * 3000)
