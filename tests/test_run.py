@@ -101,6 +101,19 @@ class Served:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def shell(self, script: str, *, timeout: int, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`script` in bash in the checkout, as a new user types it: nothing exported."""
+        return subprocess.run(  # noqa: S603 - the README's own commands
+            ["bash", "-c", script],  # noqa: S607
+            cwd=self.checkout,
+            env=clean_env(self.home),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
@@ -157,16 +170,8 @@ def test_it_runs_every_readme_command_as_written_after_make_run(served: Served) 
     assert any("create_endpoint" in c and "--json" in c for c in commands)
     assert any("send_test_webhook" in c for c in commands)
     for command in commands:
-        result = subprocess.run(  # noqa: S603 - the README's own commands
-            ["bash", "-c", command],  # noqa: S607
-            cwd=served.checkout,
-            env=clean_env(served.home),
-            input=f"{PASSWORD}\n{PASSWORD}\n",  # changepassword asks twice
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        # changepassword asks twice
+        result = served.shell(command, timeout=120, stdin=f"{PASSWORD}\n{PASSWORD}\n")
         assert result.returncode == 0, f"{command}\nexit {result.returncode}\n{result.stdout}\n{result.stderr}"
         if "--json" in command and "create_endpoint" in command:
             # The URL names the port `make run` actually serves.
@@ -204,15 +209,7 @@ def test_it_runs_the_readme_api_examples_and_listen_quick_start_as_written(serve
             # It runs until Ctrl+C: give it 3 seconds, then the Ctrl+C (it exits 0).
             command = f"timeout --preserve-status -s INT 3 {command}"
         script.append(command)
-    result = subprocess.run(  # noqa: S603 - the README's own commands
-        ["bash", "-c", "\n".join(script)],  # noqa: S607
-        cwd=served.checkout,
-        env=clean_env(served.home),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = served.shell("\n".join(script), timeout=120)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     out = result.stdout
     assert '"name":"api-demo"' in out
@@ -230,15 +227,7 @@ def test_it_runs_the_readme_metrics_example_as_written(served: Served) -> None:
     [block] = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
     # The README names `make run`'s default port; this run serves another one.
     command = block.strip().replace("127.0.0.1:8000", f"127.0.0.1:{served.port}")
-    result = subprocess.run(  # noqa: S603 - the README's own command
-        ["bash", "-c", f"set -euo pipefail\n{command}"],  # noqa: S607
-        cwd=served.checkout,
-        env=clean_env(served.home),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = served.shell(f"set -euo pipefail\n{command}", timeout=60)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     # make run generated the token into var/.env and the server took it from there.
     assert "inbox_messages_pending " in result.stdout
