@@ -417,7 +417,7 @@ LOGGING = {
         "django.request": {
             "handlers": ["console"],
             "level": "WARNING",
-            "filters": ["quiet_receiver_4xx", "one_line_4xx"],
+            "filters": ["quiet_receiver_4xx"],  # one_line_4xx: on the console handler
             "propagate": False,
         },
         # Django's refusals of suspicious requests (a Host outside ALLOWED_HOSTS, a malformed

@@ -229,7 +229,13 @@ def _row(request: HttpRequest, endpoint: Endpoint, raw: bytes, payload: Any, ver
     return row
 
 
-def _answer(answer: Answer) -> HttpResponse:
+def _handshake_answer(request: HttpRequest, endpoint: Endpoint, answer: Answer, body_size: int = 0) -> HttpResponse:
+    """A handshake's answer. One the provider got wrong (a 4xx) is a refusal like any other:
+    logged, counted, in the rejected log."""
+    if answer.status >= 400:
+        reason = answer.body.decode(errors="replace").strip()
+        return _refuse(request, endpoint, answer.status, reason, body_size)
+    logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, endpoint.preset.name)
     return HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
 
 
@@ -321,10 +327,7 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse | Accepted:
     if handshake is not None and handshake.answers_get and request.method == "GET":
         answer = handshake.answer_get(request.GET, endpoint.check_token)
         if answer is not None:
-            if answer.status != 200:
-                return _refuse(request, endpoint, answer.status, answer.body.decode().strip())
-            logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, endpoint.preset.name)
-            return _answer(answer)
+            return _handshake_answer(request, endpoint, answer)
         if "GET" not in endpoint.methods:
             # Not a subscription check, and plain GETs are not allowed: what is.
             methods = ", ".join(endpoint.methods)
@@ -350,13 +353,8 @@ def _receive(request: HttpRequest, slug: str) -> HttpResponse | Accepted:
         parsed = parse_json(raw) if payload is SLOW else payload
         secret = next((c.value for c in credentials if c.label == verdict.matched), "")
         answer = handshake.answer(delivery, parsed, secret)
-        if answer is not None and answer.status >= 400:
-            # A handshake the provider got wrong is a refusal like any other: logged, counted,
-            # in the rejected log.
-            return _refuse(request, endpoint, answer.status, answer.body.decode(errors="replace").strip(), len(raw))
         if answer is not None:
-            logger.info("handshake answered endpoint=%s preset=%s", endpoint.pk, endpoint.preset.name)
-            return _answer(answer)
+            return _handshake_answer(request, endpoint, answer, len(raw))
 
     row = _row(request, endpoint, raw, payload, verdict)
     # Counted in memory once the row is committed (or refused as a duplicate), written by
