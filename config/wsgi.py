@@ -97,7 +97,8 @@ class _LogWhenClosed:
 
 def without_length_on_204(app: WSGIApp) -> WSGIApp:
     """RFC 9110 8.6: a 204 carries no Content-Length, and CommonMiddleware gives every response
-    one (`Content-Length: 0` on the dashboard's htmx polls that have nothing new)."""
+    one (`Content-Length: 0` on the dashboard's htmx polls that have nothing new, and on the
+    receiver's OPTIONS and configured 204 answers): a strict client would wait for the bytes."""
 
     def call(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -121,4 +122,4 @@ from inbox.ingest.wsgi import ReceiverDispatch  # noqa: E402
 
 # Deliveries to /hooks/<slug>/ are answered in front of Django's middleware, signals and
 # URL resolution (inbox/ingest/wsgi.py); the access log sees them like any request.
-application = _wrap(ReceiverDispatch(without_length_on_204(django_application)))
+application = _wrap(without_length_on_204(ReceiverDispatch(django_application)))

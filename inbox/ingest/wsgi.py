@@ -71,11 +71,6 @@ class WireAnswer(NamedTuple):
     def of(cls, response: HttpResponse) -> WireAnswer:
         cookies = (("Set-Cookie", c.OutputString()) for c in response.cookies.values())
         headers = (*response.items(), *cookies)
-        if response.status_code == 204:
-            # RFC 9110 8.6: no Content-Length on a 204 (CommonMiddleware adds one to every
-            # response): a strict client would wait for the bytes it announces.
-            headers = tuple((name, value) for name, value in headers if name.lower() != "content-length")
-            return cls(204, response.reason_phrase, headers, b"")
         return cls(response.status_code, response.reason_phrase, headers, response.content)
 
 
